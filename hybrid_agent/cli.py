@@ -1,0 +1,115 @@
+"""``hybrid-agent`` command line.  Flags override ``HYBRID_AGENT_*`` environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from hybrid_agent.settings import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    fields = {name: getattr(args, name, None) for name in ("host", "port", "upstream", "model", "sim_scenario")}
+    if getattr(args, "db", None) is not None:
+        fields["database_url"] = args.db
+    fields.update(extra)
+    return load_settings(**fields)
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="URL", help="audit database (SQLAlchemy URL); env HYBRID_AGENT_DATABASE_URL")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from hybrid_agent.server.runner import BridgeServer
+
+    settings = _settings(args)
+    if not settings.bridge_tokens:
+        print("error: no bridge tokens configured; set HYBRID_AGENT_BRIDGE_TOKENS (comma separated)", file=sys.stderr)
+        return 2
+    server = BridgeServer(settings)
+
+    async def run() -> None:
+        await server.start()
+        print(f"bridge listening on {server.ws_base_url}/realtime (upstream: {settings.upstream})", flush=True)
+        assert server._task is not None
+        try:
+            await server._task
+        finally:
+            await server.stop()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _cmd_simulator(args: argparse.Namespace) -> int:
+    from hybrid_agent.simulator.scenario import ScenarioError, load_scenario
+    from hybrid_agent.simulator.server import serve_simulator
+
+    try:
+        scenario = load_scenario(args.scenario) if args.scenario else None
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve_simulator(args.host, args.port, scenario))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hybrid_agent.demo import run_demo
+
+    return asyncio.run(run_demo(_settings(args), scenario=args.scenario))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hybrid-agent", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the Realtime bridge server")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--upstream", help="openai | azure | sim | ws(s)://URL")
+    p.add_argument("--model")
+    p.add_argument("--sim-scenario", dest="sim_scenario", help="scenario file for --upstream sim")
+    _add_db(p)
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("simulator", help="run the embedded Realtime simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--scenario", help="scenario YAML (default: answer every utterance)")
+    p.set_defaults(func=_cmd_simulator)
+
+    p = sub.add_parser("demo", help="a scripted call through the bridge and the simulator (no keys, no network)")
+    p.add_argument("--scenario", help="scenario YAML or shipped name (default: banking and barge_in)")
+    _add_db(p)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        print(f"error: invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Run the bridge app on uvicorn, in-process (tests, demo) or until interrupted (``serve``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import uvicorn
+
+from hybrid_agent.audit.sink import AuditSink, MemoryAuditSink
+from hybrid_agent.server.app import build_app
+from hybrid_agent.settings import Settings
+from hybrid_agent.upstream.connector import UpstreamConnector
+
+#: frames above this are refused by the WebSocket engine itself (close 1009);
+#: frames between ``max_message_bytes`` and this get a Realtime ``error`` event and the call goes on.
+HARD_FRAME_LIMIT = 16 * 2**20
+
+
+class BridgeServer:
+    """The bridge: upstream connector + ASGI app + uvicorn on a bound socket."""
+
+    def __init__(self, settings: Settings, audit: AuditSink | None = None) -> None:
+        self.settings = settings
+        self.audit = audit if audit is not None else MemoryAuditSink()
+        self.connector = UpstreamConnector(settings)
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._sock: socket.socket | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._sock is not None
+        return self._sock.getsockname()[1]
+
+    @property
+    def ws_base_url(self) -> str:
+        return f"ws://{self.settings.host}:{self.port}/v1"
+
+    async def start(self) -> None:
+        await self.connector.start()
+        app = build_app(self.settings, self.connector, self.audit)
+        config = uvicorn.Config(
+            app,
+            ws="websockets-sansio",
+            ws_max_size=max(HARD_FRAME_LIMIT, self.settings.max_message_bytes * 4),
+            ws_per_message_deflate=False,
+            log_level="warning",
+            lifespan="off",
+        )
+        self._server = uvicorn.Server(config)
+        self._sock = socket.create_server((self.settings.host, self.settings.port), reuse_port=False)
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.connector.stop()
+        if self._sock is not None:
+            self._sock.close()
+
+    async def __aenter__(self) -> "BridgeServer":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        try:
+            assert self._task is not None
+            await self._task
+        finally:
+            await self.stop()

@@ -1,0 +1,63 @@
+"""What the call session asks its adapter to do.
+
+The session never performs I/O; it returns these and the adapter (the bridge
+server, a test) carries them out in order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Union
+
+from hybrid_agent.audit.records import AuditRecord
+
+
+@dataclass(frozen=True, slots=True)
+class SendClient:
+    """Send an event to the caller.  ``raw`` is the exact text to relay when unchanged."""
+
+    event: dict[str, Any] | None = None
+    raw: str | None = None
+
+    def text(self) -> str:
+        return self.raw if self.raw is not None else json.dumps(self.event)
+
+
+@dataclass(frozen=True, slots=True)
+class SendUpstream:
+    """Send an event to the model.  ``raw`` is the exact text to relay when unchanged."""
+
+    event: dict[str, Any] | None = None
+    raw: str | None = None
+
+    def text(self) -> str:
+        return self.raw if self.raw is not None else json.dumps(self.event)
+
+
+@dataclass(frozen=True, slots=True)
+class CloseClient:
+    code: int = 1000
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseUpstream:
+    code: int = 1000
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    record: AuditRecord
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    """Call ``CallSession.timer_fired(name, now_ms)`` after ``delay_ms`` (used by gates)."""
+
+    name: str
+    delay_ms: float
+
+
+Action = Union[SendClient, SendUpstream, CloseClient, CloseUpstream, Audit, StartTimer]

@@ -1,0 +1,408 @@
+"""``CallSession``: the sans-I/O core of one call.
+
+It takes events from either side (caller and model) and returns actions.  It
+never awaits, touches a socket, reads a clock or writes to a database: the
+adapter passes ``now_ms`` (a monotonic clock in milliseconds) and carries out
+the returned actions in order.  Modelled on ``h11`` and ``websockets``' protocol
+classes.
+
+In this version the actions are pass-through plus turn tracking; the PII and
+policy gates hook into ``_on_client_event`` / ``_on_upstream_event`` without
+changing the shape.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from hybrid_agent.audit.records import (
+    CallEnded,
+    CallStarted,
+    ToolCallRecord,
+    ToolResultRecord,
+    TurnInterrupted,
+    TurnRecord,
+)
+from hybrid_agent.protocol.audio import AUDIO_FORMATS, b64_decoded_len, duration_ms
+from hybrid_agent.protocol.events import EventValidationError, error_event, validate_client_event
+from hybrid_agent.session.actions import Action, Audit, CloseClient, CloseUpstream, SendClient, SendUpstream
+from hybrid_agent.session.turns import AssistantTurn, ToolCallState, TranscriptPiece, UserTurn
+
+
+@dataclass(frozen=True, slots=True)
+class CallConfig:
+    call_id: str
+    channel: str = "realtime"
+    model: str = ""
+    upstream: str = ""
+    max_message_bytes: int = 1 << 20
+
+
+class CallSession:
+    """State machine of one call between a caller and the model."""
+
+    def __init__(self, config: CallConfig) -> None:
+        self.config = config
+        self.call_id = config.call_id
+        self.input_format = "audio/pcm"
+        self.output_format = "audio/pcm"
+        self.input_audio_ms = 0.0  # caller audio forwarded upstream
+        self.user_turns: dict[str, UserTurn] = {}
+        self.assistant_turns: dict[str, AssistantTurn] = {}
+        self.tool_calls: dict[str, ToolCallState] = {}
+        self.active_response_id: str | None = None
+        self.closed = False
+        self._seq = 0
+        self._started_ms = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, now_ms: float, wall_time: float) -> list[Action]:
+        """Open the call; ``wall_time`` is epoch seconds for the audit record."""
+        self._started_ms = now_ms
+        return [
+            Audit(
+                CallStarted(
+                    call_id=self.call_id,
+                    started_at=wall_time,
+                    channel=self.config.channel,
+                    model=self.config.model,
+                    upstream=self.config.upstream,
+                )
+            )
+        ]
+
+    def client_closed(self, now_ms: float) -> list[Action]:
+        return self._end(now_ms, "completed", [CloseUpstream(1000, "caller hung up")])
+
+    def upstream_closed(self, now_ms: float, reason: str = "") -> list[Action]:
+        """The model's socket ended mid-call: tell the caller why, then close cleanly."""
+        if self.closed:
+            return []
+        detail = f": {reason}" if reason else ""
+        err = error_event(f"Upstream model connection closed{detail}", code="upstream_closed", error_type="server_error")
+        return self._end(now_ms, "upstream_closed", [SendClient(err), CloseClient(1000, "upstream closed")])
+
+    def _end(self, now_ms: float, outcome: str, actions: list[Action]) -> list[Action]:
+        if self.closed:
+            return []
+        self.closed = True
+        out = self._flush_open_turns(now_ms)
+        out.extend(actions)
+        out.append(Audit(CallEnded(self.call_id, self._rel(now_ms), outcome)))
+        return out
+
+    def timer_fired(self, name: str, now_ms: float) -> list[Action]:
+        """A ``StartTimer`` ran out.  No timers are armed by the pass-through core; gates add theirs."""
+        return []
+
+    # ------------------------------------------------------------------ caller side
+    def receive_client_frame(self, data: str | bytes, now_ms: float) -> list[Action]:
+        """A raw WebSocket message from the caller: bad input becomes an ``error`` event, never an exception."""
+        if isinstance(data, (bytes, bytearray)):
+            return [self._client_error("Binary frames are not supported; send JSON text events.", "binary_frame")]
+        if len(data) > self.config.max_message_bytes:
+            return [
+                self._client_error(
+                    f"Message of {len(data)} bytes exceeds the limit of {self.config.max_message_bytes} bytes.",
+                    "message_too_large",
+                )
+            ]
+        try:
+            event = json.loads(data)
+        except ValueError as exc:
+            return [self._client_error(f"Invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno}).", "invalid_json")]
+        return self.feed_client(event, now_ms, raw=data)
+
+    def feed_client(self, event: Any, now_ms: float, raw: str | None = None) -> list[Action]:
+        """One parsed caller event."""
+        try:
+            validate_client_event(event)
+        except EventValidationError as exc:
+            event_id = event.get("event_id") if isinstance(event, dict) else None
+            code = "unknown_event_type" if "Unknown" in str(exc) else "invalid_event"
+            return [SendClient(error_event(str(exc), code=code, param=exc.param, event_id=event_id))]
+        return self._on_client_event(event, now_ms, raw)
+
+    def _on_client_event(self, event: dict[str, Any], now_ms: float, raw: str | None) -> list[Action]:
+        kind = event["type"]
+        if kind == "input_audio_buffer.append":
+            audio = event["audio"]
+            try:
+                n = len(binascii.a2b_base64(audio, strict_mode=True))
+            except binascii.Error as exc:
+                return [
+                    SendClient(
+                        error_event(
+                            f"Invalid 'audio': not valid base64 ({exc}).",
+                            code="invalid_value",
+                            param="audio",
+                            event_id=event.get("event_id"),
+                        )
+                    )
+                ]
+            self.input_audio_ms += duration_ms(n, self.input_format)
+        elif kind == "conversation.item.create":
+            item = event["item"]
+            if item.get("type") == "function_call_output":
+                return [
+                    SendUpstream(event, raw),
+                    Audit(
+                        ToolResultRecord(
+                            call_id=self.call_id,
+                            tool_call_id=item["call_id"],
+                            output=item.get("output", ""),
+                            at_ms=self._rel(now_ms),
+                        )
+                    ),
+                ]
+        return [SendUpstream(event, raw)]
+
+    def _client_error(self, message: str, code: str) -> SendClient:
+        return SendClient(error_event(message, code=code))
+
+    # ------------------------------------------------------------------ model side
+    def receive_upstream_frame(self, data: str | bytes, now_ms: float) -> list[Action]:
+        """A raw message from the model.  Unknown event types are relayed (forward compatible)."""
+        try:
+            event = json.loads(data)
+        except ValueError:
+            return [SendClient(error_event("Upstream sent a malformed event; dropped.", code="upstream_malformed", error_type="server_error"))]
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            return [SendClient(error_event("Upstream sent an event without a type; dropped.", code="upstream_malformed", error_type="server_error"))]
+        return self.feed_upstream(event, now_ms, raw=data if isinstance(data, str) else data.decode())
+
+    def feed_upstream(self, event: dict[str, Any], now_ms: float, raw: str | None = None) -> list[Action]:
+        out: list[Action] = []
+        handler = _UPSTREAM_HANDLERS.get(event["type"])
+        if handler is not None:
+            handler(self, event, now_ms, out)
+        out.insert(0, SendClient(event, raw))
+        return out
+
+    def _on_session(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        audio = (event.get("session") or {}).get("audio") or {}
+        fmt_in = ((audio.get("input") or {}).get("format") or {}).get("type")
+        fmt_out = ((audio.get("output") or {}).get("format") or {}).get("type")
+        if fmt_in in AUDIO_FORMATS:
+            self.input_format = fmt_in
+        if fmt_out in AUDIO_FORMATS:
+            self.output_format = fmt_out
+
+    def _user_turn(self, item_id: str, now_ms: float) -> UserTurn:
+        turn = self.user_turns.get(item_id)
+        if turn is None:
+            turn = UserTurn(seq=self._next_seq(), item_id=item_id, started_ms=self._rel(now_ms))
+            self.user_turns[item_id] = turn
+        return turn
+
+    def _on_speech_started(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        turn = self._user_turn(event["item_id"], now_ms)
+        turn.audio_start_ms = event.get("audio_start_ms")
+
+    def _on_speech_stopped(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        self._user_turn(event["item_id"], now_ms).audio_end_ms = event.get("audio_end_ms")
+
+    def _on_committed(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        self._user_turn(event["item_id"], now_ms)  # manual-commit turns have no speech_started
+
+    def _on_transcription_completed(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        turn = self._user_turn(event["item_id"], now_ms)
+        turn.transcript = event.get("transcript", "")
+        turn.status = "completed"
+        self._record_user(turn, now_ms, out)
+
+    def _on_transcription_failed(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        turn = self._user_turn(event["item_id"], now_ms)
+        turn.status = "transcription_failed"
+        self._record_user(turn, now_ms, out)
+
+    def _on_response_created(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        self.active_response_id = (event.get("response") or {}).get("id")
+
+    def _on_output_item_added(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        item = event.get("item") or {}
+        item_id = item.get("id")
+        if not item_id:
+            return
+        if item.get("type") == "message" and item.get("role") == "assistant":
+            self.assistant_turns[item_id] = AssistantTurn(
+                seq=self._next_seq(), item_id=item_id, response_id=event.get("response_id"), started_ms=self._rel(now_ms)
+            )
+        elif item.get("type") == "function_call":
+            call_id = item.get("call_id") or item_id
+            self.tool_calls[call_id] = ToolCallState(
+                tool_call_id=call_id, name=item.get("name") or "", item_id=item_id, response_id=event.get("response_id")
+            )
+
+    def _on_transcript_delta(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        turn = self.assistant_turns.get(event.get("item_id", ""))
+        if turn is not None:
+            turn.pieces.append(TranscriptPiece(event.get("delta", ""), turn.audio_ms))
+
+    def _on_transcript_done(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        turn = self.assistant_turns.get(event.get("item_id", ""))
+        if turn is not None:
+            turn.transcript = event.get("transcript") if "transcript" in event else event.get("text")
+
+    def _on_audio_delta(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        turn = self.assistant_turns.get(event.get("item_id", ""))
+        if turn is None:
+            return
+        n = b64_decoded_len(event.get("delta", ""))
+        if turn.first_audio_ms is None:
+            turn.first_audio_ms = now_ms
+        turn.audio_bytes += n
+        turn.audio_ms = duration_ms(turn.audio_bytes, self.output_format)
+
+    def _on_output_item_done(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        item = event.get("item") or {}
+        turn = self.assistant_turns.get(item.get("id", ""))
+        if turn is not None:
+            turn.status = item.get("status") or "completed"
+            self._record_assistant(turn, now_ms, out)
+
+    def _on_function_call_done(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        call_id = event.get("call_id", "")
+        state = self.tool_calls.get(call_id)
+        if state is None:
+            state = ToolCallState(call_id, event.get("name") or "", event.get("item_id", ""), event.get("response_id"))
+            self.tool_calls[call_id] = state
+        state.arguments = event.get("arguments", "")
+        state.name = event.get("name") or state.name
+        state.done = True
+        out.append(
+            Audit(
+                ToolCallRecord(
+                    call_id=self.call_id,
+                    tool_call_id=call_id,
+                    name=state.name,
+                    arguments=state.arguments,
+                    at_ms=self._rel(now_ms),
+                    response_id=state.response_id,
+                )
+            )
+        )
+
+    def _on_response_done(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        response = event.get("response") or {}
+        status = response.get("status") or "completed"
+        for turn in self.assistant_turns.values():
+            if turn.response_id == response.get("id") and not turn.recorded:
+                turn.status = "cancelled" if status == "cancelled" else status
+                self._record_assistant(turn, now_ms, out)
+        if self.active_response_id == response.get("id"):
+            self.active_response_id = None
+
+    def _on_truncated(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        turn = self.assistant_turns.get(event.get("item_id", ""))
+        if turn is None:
+            return
+        audio_end_ms = float(event.get("audio_end_ms", 0))
+        turn.truncated_at_ms = audio_end_ms
+        out.append(
+            Audit(
+                TurnInterrupted(
+                    call_id=self.call_id,
+                    seq=turn.seq,
+                    item_id=turn.item_id,
+                    audio_end_ms=audio_end_ms,
+                    heard_text=turn.heard_text(audio_end_ms),
+                    at_ms=self._rel(now_ms),
+                )
+            )
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def playback_position_ms(self, item_id: str, now_ms: float) -> float:
+        turn = self.assistant_turns.get(item_id)
+        return turn.playback_position_ms(now_ms) if turn else 0.0
+
+    def _record_user(self, turn: UserTurn, now_ms: float, out: list[Action]) -> None:
+        if turn.recorded:
+            return
+        turn.recorded = True
+        out.append(
+            Audit(
+                TurnRecord(
+                    call_id=self.call_id,
+                    seq=turn.seq,
+                    role="user",
+                    item_id=turn.item_id,
+                    text=turn.transcript,
+                    status=turn.status,
+                    started_ms=turn.started_ms,
+                    ended_ms=self._rel(now_ms),
+                    audio_ms=(turn.audio_end_ms or 0) - (turn.audio_start_ms or 0) if turn.audio_end_ms else 0.0,
+                )
+            )
+        )
+
+    def _record_assistant(self, turn: AssistantTurn, now_ms: float, out: list[Action]) -> None:
+        if turn.recorded:
+            return
+        turn.recorded = True
+        out.append(
+            Audit(
+                TurnRecord(
+                    call_id=self.call_id,
+                    seq=turn.seq,
+                    role="assistant",
+                    item_id=turn.item_id,
+                    text=turn.text,
+                    status=turn.status,
+                    started_ms=turn.started_ms,
+                    ended_ms=self._rel(now_ms),
+                    audio_ms=turn.audio_ms,
+                    response_id=turn.response_id,
+                )
+            )
+        )
+
+    def _flush_open_turns(self, now_ms: float) -> list[Action]:
+        out: list[Action] = []
+        for turn in sorted(self.user_turns.values(), key=lambda t: t.seq):
+            if not turn.recorded:
+                turn.status = "incomplete" if turn.status == "in_progress" else turn.status
+                self._record_user(turn, now_ms, out)
+        for aturn in sorted(self.assistant_turns.values(), key=lambda t: t.seq):
+            if not aturn.recorded:
+                aturn.status = "incomplete"
+                self._record_assistant(aturn, now_ms, out)
+        return out
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _rel(self, now_ms: float) -> float:
+        return now_ms - self._started_ms
+
+    @property
+    def turns(self) -> list[UserTurn | AssistantTurn]:
+        """All turns in the order speech started."""
+        return sorted([*self.user_turns.values(), *self.assistant_turns.values()], key=lambda t: t.seq)
+
+
+_UPSTREAM_HANDLERS = {
+    "session.created": CallSession._on_session,
+    "session.updated": CallSession._on_session,
+    "input_audio_buffer.speech_started": CallSession._on_speech_started,
+    "input_audio_buffer.speech_stopped": CallSession._on_speech_stopped,
+    "input_audio_buffer.committed": CallSession._on_committed,
+    "conversation.item.input_audio_transcription.completed": CallSession._on_transcription_completed,
+    "conversation.item.input_audio_transcription.failed": CallSession._on_transcription_failed,
+    "response.created": CallSession._on_response_created,
+    "response.output_item.added": CallSession._on_output_item_added,
+    "response.output_audio_transcript.delta": CallSession._on_transcript_delta,
+    "response.output_text.delta": CallSession._on_transcript_delta,
+    "response.output_audio_transcript.done": CallSession._on_transcript_done,
+    "response.output_text.done": CallSession._on_transcript_done,
+    "response.output_audio.delta": CallSession._on_audio_delta,
+    "response.output_item.done": CallSession._on_output_item_done,
+    "response.function_call_arguments.done": CallSession._on_function_call_done,
+    "response.done": CallSession._on_response_done,
+    "conversation.item.truncated": CallSession._on_truncated,
+}

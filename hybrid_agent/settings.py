@@ -1,0 +1,64 @@
+"""One place for configuration: flags override ``HYBRID_AGENT_*`` environment variables.
+
+``OPENAI_API_KEY`` is read here but only the ``serve`` path (``upstream/``) asks
+for it; it is a ``SecretStr`` so it never prints, and nothing sends it to a client.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///hybrid_agent.db"
+
+
+class Settings(BaseSettings):
+    """Settings shared by every command; each command reads the fields it needs."""
+
+    model_config = SettingsConfigDict(env_prefix="HYBRID_AGENT_", extra="ignore", populate_by_name=True)
+
+    # bridge server
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    bridge_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Tokens clients present as 'Authorization: Bearer'; comma separated."
+    )
+    max_message_bytes: int = Field(default=1 << 20, gt=0, description="Largest client event accepted.")
+
+    # upstream
+    upstream: str = Field(default="openai", description="openai | azure | sim | ws(s)://host/path")
+    model: str = "gpt-realtime"
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    azure_endpoint: str | None = None
+    azure_api_version: str = "2025-08-28"
+    sim_scenario: Path | None = Field(default=None, description="Scenario for --upstream sim (default scenario if unset).")
+
+    # audit
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("HYBRID_AGENT_DATABASE_URL", "database_url", "db"),
+    )
+
+    @field_validator("bridge_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("upstream")
+    @classmethod
+    def _check_upstream(cls, value: str) -> str:
+        if value in ("openai", "azure", "sim") or value.startswith(("ws://", "wss://")):
+            return value
+        raise ValueError("must be openai, azure, sim or a ws:// / wss:// URL")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment with the given flag values on top (``None`` = not given)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,156 @@
+"""Callers that speak the Realtime protocol themselves (the openai SDK, a browser client).
+
+This is the thin asyncio adapter around ``CallSession``: two pumps (caller ->
+session, model -> session) and an executor for the returned actions.  The
+caller's events are already Realtime events, so conversion is the identity;
+other transports (Twilio) translate here before feeding the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed
+
+from hybrid_agent.audit.sink import AuditSink
+from hybrid_agent.protocol.events import error_event
+from hybrid_agent.session import (
+    Action,
+    Audit,
+    CallConfig,
+    CallSession,
+    CloseClient,
+    CloseUpstream,
+    SendClient,
+    SendUpstream,
+    StartTimer,
+)
+from hybrid_agent.settings import Settings
+from hybrid_agent.upstream.connector import UpstreamConnector, UpstreamError
+
+log = logging.getLogger(__name__)
+
+
+def _now_ms() -> float:
+    return time.monotonic() * 1000.0
+
+
+class CallRunner:
+    """Carries out a CallSession's actions against the two sockets of one call."""
+
+    def __init__(self, session: CallSession, client: WebSocket, upstream: object, audit: AuditSink) -> None:
+        self.session = session
+        self.client = client
+        self.upstream = upstream
+        self.audit = audit
+        self.client_open = True
+        self.upstream_open = True
+        self.done = asyncio.Event()
+        self._timers: set[asyncio.Task[None]] = set()
+
+    async def execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SendClient):
+                if self.client_open:
+                    try:
+                        await self.client.send_text(action.text())
+                    except (WebSocketDisconnect, RuntimeError, ConnectionClosed):
+                        self.client_open = False
+            elif isinstance(action, SendUpstream):
+                if self.upstream_open:
+                    try:
+                        await self.upstream.send_raw(action.text())  # type: ignore[attr-defined]
+                    except ConnectionClosed:
+                        self.upstream_open = False
+            elif isinstance(action, Audit):
+                self.audit.enqueue(action.record)
+            elif isinstance(action, CloseClient):
+                if self.client_open:
+                    self.client_open = False
+                    with contextlib.suppress(Exception):
+                        await self.client.close(action.code, action.reason)
+                self.done.set()
+            elif isinstance(action, CloseUpstream):
+                if self.upstream_open:
+                    self.upstream_open = False
+                    with contextlib.suppress(Exception):
+                        await self.upstream.close(code=action.code, reason=action.reason)  # type: ignore[attr-defined]
+                self.done.set()
+            elif isinstance(action, StartTimer):
+                task = asyncio.create_task(self._timer(action))
+                self._timers.add(task)
+                task.add_done_callback(self._timers.discard)
+
+    async def _timer(self, action: StartTimer) -> None:
+        await asyncio.sleep(action.delay_ms / 1000.0)
+        await self.execute(self.session.timer_fired(action.name, _now_ms()))
+
+    async def client_pump(self) -> None:
+        while True:
+            message = await self.client.receive()
+            if message["type"] == "websocket.disconnect":
+                self.client_open = False
+                await self.execute(self.session.client_closed(_now_ms()))
+                return
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
+            await self.execute(self.session.receive_client_frame(data, _now_ms()))
+
+    async def upstream_pump(self) -> None:
+        while True:
+            try:
+                data = await self.upstream.recv_bytes()  # type: ignore[attr-defined]
+            except ConnectionClosed as exc:
+                self.upstream_open = False
+                reason = f"code {exc.rcvd.code}" if exc.rcvd else "connection lost"
+                await self.execute(self.session.upstream_closed(_now_ms(), reason))
+                return
+            await self.execute(self.session.receive_upstream_frame(data, _now_ms()))
+
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(self.client_pump()), asyncio.create_task(self.upstream_pump())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [*tasks, *self._timers]:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if not self.session.closed:  # a pump failed unexpectedly: end the call cleanly
+                await self.execute(self.session.upstream_closed(_now_ms(), "bridge error"))
+            if self.upstream_open:
+                self.upstream_open = False
+                with contextlib.suppress(Exception):
+                    await self.upstream.close()  # type: ignore[attr-defined]
+
+
+async def serve_realtime_client(
+    websocket: WebSocket, *, settings: Settings, connector: UpstreamConnector, audit: AuditSink
+) -> None:
+    """Run one call for an authenticated Realtime-protocol caller."""
+    await websocket.accept()
+    try:
+        upstream = await connector.connect()
+    except UpstreamError as exc:
+        await websocket.send_json(error_event(str(exc), code="upstream_unavailable", error_type="server_error"))
+        await websocket.close(1011, "upstream unavailable")
+        return
+    session = CallSession(
+        CallConfig(
+            call_id=f"call_{uuid.uuid4().hex}",
+            channel="realtime",
+            model=settings.model,
+            upstream=connector.label,
+            max_message_bytes=settings.max_message_bytes,
+        )
+    )
+    runner = CallRunner(session, websocket, upstream, audit)
+    await runner.execute(session.start(_now_ms(), time.time()))
+    await runner.run()

@@ -1,0 +1,198 @@
+"""CallSession unit tests: event lists in, actions out (no sockets, no clock)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from hybrid_agent.audit.records import (
+    CallEnded,
+    CallStarted,
+    ToolCallRecord,
+    ToolResultRecord,
+    TurnInterrupted,
+    TurnRecord,
+)
+from hybrid_agent.session import Audit, CallConfig, CallSession, CloseClient, CloseUpstream, SendClient, SendUpstream
+
+
+def make_session(**kw: object) -> CallSession:
+    s = CallSession(CallConfig(call_id="call_test", **kw))  # type: ignore[arg-type]
+    s.start(0.0, 1_700_000_000.0)
+    return s
+
+
+def audits(actions: list) -> list:
+    return [a.record for a in actions if isinstance(a, Audit)]
+
+
+def client_errors(actions: list) -> list[dict]:
+    return [a.event["error"] for a in actions if isinstance(a, SendClient) and a.event and a.event["type"] == "error"]
+
+
+def b64(n: int) -> str:
+    return base64.b64encode(b"\x00" * n).decode()
+
+
+def assistant_item(item_id: str, status: str = "in_progress") -> dict:
+    return {"id": item_id, "type": "message", "role": "assistant", "status": status, "content": []}
+
+
+def response_events(resp: str, item: str, words: list[str], bytes_per_word: int) -> list[dict]:
+    evs: list[dict] = [
+        {"type": "response.created", "event_id": "e", "response": {"id": resp, "object": "realtime.response", "status": "in_progress"}},
+        {"type": "response.output_item.added", "event_id": "e", "response_id": resp, "output_index": 0, "item": assistant_item(item)},
+    ]
+    for w in words:
+        evs.append({"type": "response.output_audio_transcript.delta", "event_id": "e", "response_id": resp, "item_id": item, "output_index": 0, "content_index": 0, "delta": w})
+        evs.append({"type": "response.output_audio.delta", "event_id": "e", "response_id": resp, "item_id": item, "output_index": 0, "content_index": 0, "delta": b64(bytes_per_word)})
+    evs.append({"type": "response.output_audio_transcript.done", "event_id": "e", "response_id": resp, "item_id": item, "output_index": 0, "content_index": 0, "transcript": "".join(words)})
+    return evs
+
+
+def test_start_records_call() -> None:
+    s = CallSession(CallConfig(call_id="c1", channel="realtime", model="m", upstream="sim"))
+    [rec] = audits(s.start(5.0, 1234.5))
+    assert rec == CallStarted("c1", 1234.5, "realtime", "m", "sim")
+
+
+def test_client_audio_is_relayed_unchanged_and_counted() -> None:
+    s = make_session()
+    raw = json.dumps({"type": "input_audio_buffer.append", "audio": b64(4800)})
+    actions = s.receive_client_frame(raw, 10.0)
+    assert actions == [SendUpstream({"type": "input_audio_buffer.append", "audio": b64(4800)}, raw)]
+    assert actions[0].text() is raw  # relayed without re-encoding
+    assert s.input_audio_ms == pytest.approx(100.0)  # 4800 bytes of PCM16 24 kHz
+
+
+def test_input_format_follows_session_updated() -> None:
+    s = make_session()
+    s.feed_upstream({"type": "session.updated", "event_id": "e", "session": {"type": "realtime", "audio": {"input": {"format": {"type": "audio/pcmu"}}, "output": {"format": {"type": "audio/pcmu"}}}}}, 0)
+    s.receive_client_frame(json.dumps({"type": "input_audio_buffer.append", "audio": b64(160)}), 1)
+    assert s.input_audio_ms == pytest.approx(20.0)
+    assert s.output_format == "audio/pcmu"
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "invalid_json"),
+        (json.dumps({"type": "no.such.event"}), "unknown_event_type"),
+        (json.dumps({"no_type": 1}), "invalid_event"),
+        (json.dumps([1, 2]), "invalid_event"),
+        (json.dumps({"type": "conversation.item.truncate", "item_id": "x"}), "invalid_event"),
+        (json.dumps({"type": "input_audio_buffer.append", "audio": "@@not-base64@@"}), "invalid_value"),
+        (json.dumps({"type": "input_audio_buffer.append", "audio": "QUJ"}), "invalid_value"),
+        (b"\x00\x01binary", "binary_frame"),
+    ],
+)
+def test_bad_client_input_gets_error_event_and_nothing_forwarded(frame: str | bytes, code: str) -> None:
+    s = make_session()
+    actions = s.receive_client_frame(frame, 1.0)
+    assert [type(a) for a in actions] == [SendClient]
+    [err] = client_errors(actions)
+    assert err["code"] == code
+    assert err["message"]
+    # the call goes on: a valid event afterwards is relayed
+    ok = s.receive_client_frame(json.dumps({"type": "response.create"}), 2.0)
+    assert isinstance(ok[0], SendUpstream)
+
+
+def test_oversize_message_is_refused_with_error() -> None:
+    s = make_session(max_message_bytes=1000)
+    actions = s.receive_client_frame(json.dumps({"type": "input_audio_buffer.append", "audio": b64(3000)}), 1.0)
+    [err] = client_errors(actions)
+    assert err["code"] == "message_too_large"
+    assert not any(isinstance(a, SendUpstream) for a in actions)
+
+
+def test_error_names_the_client_event_id() -> None:
+    s = make_session()
+    actions = s.receive_client_frame(json.dumps({"type": "input_audio_buffer.append", "audio": "!!", "event_id": "evt_9"}), 1)
+    assert client_errors(actions)[0]["event_id"] == "evt_9"
+
+
+def test_user_turn_ordered_by_speech_start_even_when_transcript_is_late() -> None:
+    s = make_session()
+    out: list = []
+    out += s.feed_upstream({"type": "input_audio_buffer.speech_started", "event_id": "e", "item_id": "u1", "audio_start_ms": 200}, 100)
+    out += s.feed_upstream({"type": "input_audio_buffer.speech_stopped", "event_id": "e", "item_id": "u1", "audio_end_ms": 1200}, 1100)
+    out += s.feed_upstream({"type": "input_audio_buffer.committed", "event_id": "e", "item_id": "u1", "previous_item_id": None}, 1101)
+    for ev in response_events("r1", "a1", ["Hello ", "there."], 4800):
+        out += s.feed_upstream(ev, 1200)
+    # transcript arrives after the assistant has started answering
+    out += s.feed_upstream({"type": "conversation.item.input_audio_transcription.completed", "event_id": "e", "item_id": "u1", "content_index": 0, "transcript": "Hi"}, 1500)
+    out += s.feed_upstream({"type": "response.output_item.done", "event_id": "e", "response_id": "r1", "output_index": 0, "item": assistant_item("a1", "completed")}, 1600)
+    turns = [r for r in audits(out) if isinstance(r, TurnRecord)]
+    assert [(t.role, t.seq, t.text) for t in sorted(turns, key=lambda t: t.seq)] == [("user", 1, "Hi"), ("assistant", 2, "Hello there.")]
+    user = next(t for t in turns if t.role == "user")
+    assert user.audio_ms == 1000
+    assistant = next(t for t in turns if t.role == "assistant")
+    assert assistant.audio_ms == pytest.approx(200.0)  # 2 x 4800 bytes PCM16 24 kHz
+    # every upstream event is relayed to the caller first
+    assert sum(isinstance(a, SendClient) for a in out) == 3 + len(response_events("r1", "a1", ["a", "b"], 1)) + 2
+
+
+def test_barge_in_truncation_records_heard_text() -> None:
+    s = make_session()
+    out: list = []
+    words = ["One ", "two ", "three ", "four."]
+    for ev in response_events("r1", "a1", words, 4800):  # 100 ms of audio per word
+        out += s.feed_upstream(ev, 50)
+    assert s.playback_position_ms("a1", 50 + 150) == pytest.approx(150)
+    out += s.feed_upstream({"type": "input_audio_buffer.speech_started", "event_id": "e", "item_id": "u2", "audio_start_ms": 900}, 200)
+    out += s.receive_client_frame(json.dumps({"type": "conversation.item.truncate", "item_id": "a1", "content_index": 0, "audio_end_ms": 150}), 201)
+    out += s.feed_upstream({"type": "conversation.item.truncated", "event_id": "e", "item_id": "a1", "content_index": 0, "audio_end_ms": 150}, 210)
+    out += s.feed_upstream({"type": "response.done", "event_id": "e", "response": {"id": "r1", "status": "cancelled"}}, 220)
+    [interrupted] = [r for r in audits(out) if isinstance(r, TurnInterrupted)]
+    assert interrupted.heard_text == "One two"
+    assert interrupted.audio_end_ms == 150
+    [turn] = [r for r in audits(out) if isinstance(r, TurnRecord)]
+    assert turn.status == "cancelled" and turn.text == "One two three four."
+
+
+def test_function_call_and_output_are_audited() -> None:
+    s = make_session()
+    out: list = []
+    item = {"id": "fc1", "type": "function_call", "call_id": "call_1", "name": "get_balance", "arguments": "", "status": "in_progress"}
+    out += s.feed_upstream({"type": "response.output_item.added", "event_id": "e", "response_id": "r1", "output_index": 0, "item": item}, 10)
+    out += s.feed_upstream({"type": "response.function_call_arguments.done", "event_id": "e", "response_id": "r1", "item_id": "fc1", "output_index": 0, "call_id": "call_1", "name": "get_balance", "arguments": '{"account":"checking"}'}, 20)
+    out += s.receive_client_frame(json.dumps({"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "call_1", "output": '{"balance": 10}'}}), 30)
+    records = audits(out)
+    assert ToolCallRecord("call_test", "call_1", "get_balance", '{"account":"checking"}', 20, "r1") in records
+    assert any(isinstance(r, ToolResultRecord) and r.output == '{"balance": 10}' for r in records)
+    assert isinstance(out[-2], SendUpstream)  # the output still goes upstream
+
+
+def test_upstream_close_sends_error_then_closes_client_and_ends_call() -> None:
+    s = make_session()
+    s.feed_upstream({"type": "input_audio_buffer.speech_started", "event_id": "e", "item_id": "u1", "audio_start_ms": 0}, 5)
+    actions = s.upstream_closed(100.0, "code 1006")
+    kinds = [type(a) for a in actions]
+    assert kinds.index(SendClient) < kinds.index(CloseClient)
+    assert client_errors(actions)[0]["code"] == "upstream_closed"
+    records = audits(actions)
+    assert isinstance(records[-1], CallEnded) and records[-1].outcome == "upstream_closed"
+    assert any(isinstance(r, TurnRecord) and r.status == "incomplete" for r in records)
+    assert s.upstream_closed(101.0) == []  # idempotent
+
+
+def test_client_close_closes_upstream() -> None:
+    s = make_session()
+    actions = s.client_closed(10)
+    assert any(isinstance(a, CloseUpstream) for a in actions)
+    assert isinstance(audits(actions)[-1], CallEnded)
+
+
+def test_malformed_upstream_event_is_dropped_with_error() -> None:
+    s = make_session()
+    actions = s.receive_upstream_frame(b"{oops", 1)
+    assert client_errors(actions)[0]["code"] == "upstream_malformed"
+
+
+def test_unknown_upstream_event_is_relayed() -> None:
+    s = make_session()
+    raw = json.dumps({"type": "some.future.event", "event_id": "e"})
+    assert s.receive_upstream_frame(raw, 1) == [SendClient({"type": "some.future.event", "event_id": "e"}, raw)]
