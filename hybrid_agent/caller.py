@@ -113,6 +113,8 @@ class ScriptedCaller:
         }
 
     async def _speak(self, turn: CallerTurn) -> None:
+        if turn.barge_in_after_ms is None:  # a turn taken after the previous reply finished playing
+            self._item, self._item_audio_ms, self._play_start = None, 0.0, None
         audio = speech(turn.speech_ms, self.fmt) + silence(self.trailing_silence_ms, self.fmt)
         step = int(self.chunk_ms * BYTES_PER_MS[self.fmt])
         for off in range(0, len(audio), step):

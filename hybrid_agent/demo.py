@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from openai import AsyncOpenAI
+from pydantic import SecretStr
 
 from hybrid_agent.audit.records import CallEnded, ToolCallRecord, ToolResultRecord, TurnInterrupted, TurnRecord
 from hybrid_agent.audit.sink import MemoryAuditSink
@@ -36,7 +37,7 @@ DEMO_TOOLS = {"get_balance": demo_get_balance}
 
 
 def caller_turns(scenario: Scenario) -> list[CallerTurn]:
-    return [CallerTurn(speech_ms=900.0, barge_in_after_ms=getattr(t, "barge_in_after_ms", None)) for t in scenario.turns]
+    return [CallerTurn(speech_ms=900.0, barge_in_after_ms=t.barge_in_after_ms) for t in scenario.turns]
 
 
 def resolve_scenario(name_or_path: str) -> Path:
@@ -51,7 +52,7 @@ async def run_call(settings: Settings, scenario_path: Path, *, out: Any = print,
     scenario = load_scenario(scenario_path)
     token = secrets.token_urlsafe(24)
     bridge_settings = settings.model_copy(
-        update={"upstream": "sim", "sim_scenario": scenario_path, "host": "127.0.0.1", "port": 0, "bridge_tokens": [token]}
+        update={"upstream": "sim", "sim_scenario": scenario_path, "host": "127.0.0.1", "port": 0, "bridge_tokens": [SecretStr(token)]}
     )
     audit = MemoryAuditSink()
     async with BridgeServer(bridge_settings, audit=audit) as bridge:

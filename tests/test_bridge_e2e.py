@@ -1,0 +1,219 @@
+"""End to end: unmodified openai-SDK client -> bridge (real server socket) -> embedded simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import websockets
+from openai import AsyncOpenAI
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidStatus
+
+from hybrid_agent.audit.records import CallEnded, ToolCallRecord, ToolResultRecord, TurnInterrupted, TurnRecord
+from hybrid_agent.audit.sink import MemoryAuditSink
+from hybrid_agent.caller import ScriptedCaller
+from hybrid_agent.demo import DEMO_TOOLS, caller_turns
+from hybrid_agent.protocol.events import validate_server_event
+from hybrid_agent.server.runner import BridgeServer
+from hybrid_agent.settings import Settings
+from hybrid_agent.simulator.scenario import load_scenario, parse_scenario, shipped_scenarios
+from hybrid_agent.simulator.server import RealtimeSimulator
+from hybrid_agent.simulator.synth import silence, speech
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "test-bridge-token"
+
+
+def bridge_settings(**kw: object) -> Settings:
+    base = {"upstream": "sim", "host": "127.0.0.1", "port": 0, "bridge_tokens": [TOKEN]}
+    base.update(kw)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+async def run_scenario(name: str) -> tuple[MemoryAuditSink, list[dict]]:
+    path = shipped_scenarios()[name]
+    audit = MemoryAuditSink()
+    async with BridgeServer(bridge_settings(sim_scenario=path), audit=audit) as bridge:
+        client = AsyncOpenAI(api_key=TOKEN, websocket_base_url=bridge.ws_base_url)
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            caller = ScriptedCaller(conn, caller_turns(load_scenario(path)), tools=DEMO_TOOLS, playback_rate=2.0)
+            log = await caller.run()
+        await client.close()
+        await asyncio.sleep(0.1)  # let the bridge see the close
+    return audit, log.events
+
+
+async def test_banking_call_with_function_call_round_trip() -> None:
+    audit, events = await run_scenario("banking")
+    for event in events:  # everything the client got through the bridge is valid Realtime
+        validate_server_event(event)
+    types = [e["type"] for e in events]
+    for required in (
+        "session.updated",
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "conversation.item.input_audio_transcription.completed",
+        "response.output_audio_transcript.delta",
+        "response.output_audio.delta",
+        "response.function_call_arguments.done",
+        "response.done",
+    ):
+        assert required in types, required
+    transcripts = [e["transcript"] for e in events if e["type"] == "response.output_audio_transcript.done"]
+    assert any("1,234.56" in t for t in transcripts), transcripts  # the reply used the tool's output
+
+    records = audit.records
+    [tool] = [r for r in records if isinstance(r, ToolCallRecord)]
+    assert tool.name == "get_balance" and json.loads(tool.arguments) == {"account": "checking"}
+    [result] = [r for r in records if isinstance(r, ToolResultRecord)]
+    assert result.tool_call_id == tool.tool_call_id and "1,234.56" in result.output
+    turns = sorted((r for r in records if isinstance(r, TurnRecord)), key=lambda r: r.seq)
+    users = [t.text for t in turns if t.role == "user"]
+    assert users == [t.user for t in load_scenario(shipped_scenarios()["banking"]).turns]
+    assert turns[0].role == "assistant"  # the greeting came first
+    assert [r.seq for r in turns] == list(range(1, len(turns) + 1)) or len({r.seq for r in turns}) == len(turns)
+    assert isinstance(records[-1], CallEnded) and records[-1].outcome == "completed"
+
+
+async def test_barge_in_truncates_at_heard_audio() -> None:
+    audit, events = await run_scenario("barge_in")
+    truncated = [e for e in events if e["type"] == "conversation.item.truncated"]
+    assert len(truncated) == 1
+    cancelled = [e for e in events if e["type"] == "response.done" and e["response"]["status"] == "cancelled"]
+    assert cancelled, "the interrupted response was not cancelled"
+    [cut] = [r for r in audit.records if isinstance(r, TurnInterrupted)]
+    [turn] = [r for r in audit.records if isinstance(r, TurnRecord) and r.item_id == cut.item_id]
+    assert cut.audio_end_ms == truncated[0]["audio_end_ms"]
+    assert cut.heard_text and turn.text.startswith(cut.heard_text)
+    assert len(cut.heard_text) < len(turn.text)  # the caller did not hear it all
+    # the interruption was answered
+    users = [r.text for r in sorted(audit.records, key=lambda r: getattr(r, "seq", 0)) if isinstance(r, TurnRecord) and r.role == "user"]
+    assert users[-1] == load_scenario(shipped_scenarios()["barge_in"]).turns[-1].user
+
+
+async def test_wrong_or_missing_token_refused_at_handshake() -> None:
+    async with BridgeServer(bridge_settings()) as bridge:
+        for headers in ({"Authorization": "Bearer wrong"}, {}, {"Authorization": "Basic " + TOKEN}):
+            with pytest.raises(InvalidStatus) as info:
+                async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers=headers):
+                    pass
+            assert info.value.response.status_code == 401
+        client = AsyncOpenAI(api_key="not-the-token", websocket_base_url=bridge.ws_base_url)
+        with pytest.raises(Exception) as sdk_info:
+            async with client.realtime.connect(model="gpt-realtime"):
+                pass
+        assert "401" in str(sdk_info.value)
+        await client.close()
+
+
+async def test_healthz_requires_token() -> None:
+    import httpx2 as httpx  # the SDK's HTTP client
+
+    async with BridgeServer(bridge_settings()) as bridge:
+        url = f"http://127.0.0.1:{bridge.port}/healthz"
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(url)).status_code == 401
+            ok = await http.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
+            assert ok.status_code == 200 and ok.json()["status"] == "ok"
+
+
+async def test_bad_input_over_the_socket_gets_errors_and_call_goes_on() -> None:
+    async with BridgeServer(bridge_settings(max_message_bytes=64 * 1024)) as bridge:
+        async with ws_connect(
+            f"{bridge.ws_base_url}/realtime?model=m", additional_headers={"Authorization": f"Bearer {TOKEN}"}, max_size=None
+        ) as ws:
+            first = json.loads(await ws.recv())
+            assert first["type"] == "session.created"
+            bad_frames: list[str | bytes] = [
+                "{not json",
+                json.dumps({"type": "definitely.not.an.event"}),
+                json.dumps({"type": "input_audio_buffer.append", "audio": "%%%notbase64"}),
+                json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\0" * 100_000).decode()}),
+                b"\x00\x01\x02",
+            ]
+            codes = []
+            for frame in bad_frames:
+                await ws.send(frame)
+                event = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert event["type"] == "error"
+                validate_server_event(event)
+                codes.append(event["error"]["code"])
+            assert codes == ["invalid_json", "unknown_event_type", "invalid_value", "message_too_large", "binary_frame"]
+            # still alive: a valid event goes through to the simulator and back
+            await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "instructions": "hi"}}))
+            event = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert event["type"] == "session.updated" and event["session"]["instructions"] == "hi"
+
+
+async def test_upstream_drop_mid_call_gives_error_and_clean_close(tmp_path: Path) -> None:
+    scenario = tmp_path / "drop.yaml"
+    scenario.write_text("name: drop\nfaults:\n  - kind: close\n    after_events: 3\n")
+    parse_scenario(scenario.read_text(), "drop.yaml")
+    audit = MemoryAuditSink()
+    async with BridgeServer(bridge_settings(sim_scenario=scenario), audit=audit) as bridge:
+        async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+            await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime"}}))
+            audio = speech(600) + silence(800)
+            for off in range(0, len(audio), 4800):
+                await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio[off : off + 4800]).decode()}))
+            received = []
+            with pytest.raises(websockets.ConnectionClosedOK) as closed:
+                while True:
+                    received.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+            assert received[-1]["type"] == "error" and received[-1]["error"]["code"] == "upstream_closed"
+    ended = [r for r in audit.records if isinstance(r, CallEnded)]
+    assert ended and ended[0].outcome == "upstream_closed"
+
+
+async def test_openai_key_never_reaches_the_client() -> None:
+    key = "sk-test-" + secrets.token_hex(16)
+    async with RealtimeSimulator(api_key=key) as sim:  # an upstream that demands the key
+        settings = bridge_settings(upstream=sim.ws_url, openai_api_key=key)
+        async with BridgeServer(settings) as bridge:
+            async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+                frames = [await asyncio.wait_for(ws.recv(), 5)]
+                await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime"}}))
+                frames.append(await asyncio.wait_for(ws.recv(), 5))
+                await ws.send("{bad")
+                frames.append(await asyncio.wait_for(ws.recv(), 5))
+            assert json.loads(frames[0])["type"] == "session.created"  # the key was accepted upstream
+            assert all(key not in f for f in frames)
+
+
+def test_standalone_sdk_script_against_serve_subprocess() -> None:
+    """The README's path: `hybrid-agent serve --upstream sim` and a plain SDK script."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": "tok-a,tok-b"}
+    exe = [sys.executable, "-m", "hybrid_agent"]
+    server = subprocess.Popen([*exe, "serve", "--upstream", "sim", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()  # type: ignore[union-attr]
+        assert "listening" in line, line + server.stderr.read()  # type: ignore[union-attr]
+        url = f"ws://127.0.0.1:{port}/v1"
+        ok = subprocess.run([sys.executable, str(ROOT / "examples" / "sdk_client.py"), "--url", url, "--token", "tok-b"], capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "response.done" in ok.stdout
+        bad = subprocess.run([sys.executable, str(ROOT / "examples" / "sdk_client.py"), "--url", url, "--token", "wrong"], capture_output=True, text=True, timeout=60)
+        assert bad.returncode != 0 and "401" in bad.stderr
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_serve_refuses_to_start_without_tokens() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HYBRID_AGENT_BRIDGE_TOKENS"}
+    run = subprocess.run([sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0"], env=env, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2 and "HYBRID_AGENT_BRIDGE_TOKENS" in run.stderr
