@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", help="scenario YAML or shipped name (default: banking and barge_in)")
     _add_db(p)
     p.set_defaults(func=_cmd_demo)
+
+    from hybrid_agent.audit.cli import register as register_audit
+
+    register_audit(sub)
     return parser
 
 

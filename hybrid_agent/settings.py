@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL,
         validation_alias=AliasChoices("HYBRID_AGENT_DATABASE_URL", "database_url", "db"),
     )
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for caller pseudonyms (HYBRID_AGENT_PSEUDONYM_KEY); keep it secret and stable.",
+    )
 
     @field_validator("bridge_tokens", mode="before")
     @classmethod

@@ -1,1 +1,3 @@
-"""Audit trail: typed records the session layer emits (the store lands with the audit issue)."""
+"""Audit trail: typed records (``records``), the batched writer (``writer.AuditWriter``) with its
+spool, the hash-chained store (``store``, ``models``, ``migrations/``) and the compliance queries
+(``queries``, ``cli``).  See docs/audit.md."""

@@ -5,7 +5,12 @@ Ids are deterministic (derived from the call id and the turn sequence), so a
 record replayed from a spool lands once.  Times are milliseconds since the call
 started (``at_ms``), except ``CallStarted.started_at`` which is wall-clock epoch
 seconds.  Text fields are passed as given; the PII gate redacts before they
-reach the store, and ``redacted`` says whether that has happened.
+reach the store, and ``redacted`` says whether that has happened.  The store
+never keeps text that is not marked redacted as given: it applies a conservative
+fallback scrub (long digit runs, e-mail addresses) and records that it did.
+
+Every record has a deterministic ``record_id``; the store uses it as the primary
+key, so a record written twice (spool replay) lands once.
 """
 
 from __future__ import annotations
@@ -18,11 +23,26 @@ Role = Literal["user", "assistant"]
 
 @dataclass(frozen=True, slots=True)
 class CallStarted:
+    """A call opened.
+
+    ``caller_id`` (phone number, SIP URI) and ``account_id`` are raw identifiers:
+    the store keeps only their keyed HMACs (pseudonyms), never the values.
+    """
+
     call_id: str
     started_at: float
     channel: str
     model: str
     upstream: str
+    caller_id: str | None = None
+    account_id: str | None = None
+    policy_pack: str | None = None
+    policy_version: str | None = None
+    gate_mode: str | None = None
+
+    @property
+    def record_id(self) -> str:
+        return self.call_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +50,10 @@ class CallEnded:
     call_id: str
     at_ms: float
     outcome: str  # completed | client_closed | upstream_closed | error
+
+    @property
+    def record_id(self) -> str:
+        return f"{self.call_id}/end"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +76,10 @@ class TurnRecord:
     def turn_id(self) -> str:
         return f"{self.call_id}/turn/{self.seq}"
 
+    @property
+    def record_id(self) -> str:
+        return self.turn_id
+
 
 @dataclass(frozen=True, slots=True)
 class TurnInterrupted:
@@ -65,6 +93,10 @@ class TurnInterrupted:
     at_ms: float
     redacted: bool = False
 
+    @property
+    def record_id(self) -> str:
+        return f"{self.call_id}/turn/{self.seq}/interrupted"
+
 
 @dataclass(frozen=True, slots=True)
 class ToolCallRecord:
@@ -76,6 +108,10 @@ class ToolCallRecord:
     response_id: str | None = None
     redacted: bool = False
 
+    @property
+    def record_id(self) -> str:
+        return f"{self.call_id}/tool/{self.tool_call_id}"
+
 
 @dataclass(frozen=True, slots=True)
 class ToolResultRecord:
@@ -85,6 +121,74 @@ class ToolResultRecord:
     at_ms: float
     redacted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"  # ok | error | timeout | denied
+
+    @property
+    def record_id(self) -> str:
+        return f"{self.call_id}/tool/{self.tool_call_id}/result"
 
 
-AuditRecord = Union[CallStarted, CallEnded, TurnRecord, TurnInterrupted, ToolCallRecord, ToolResultRecord]
+VIOLATION_EFFECTS = frozenset({"deny", "block_speech", "escalate"})
+"""Effects that count as a policy violation unless a decision says otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecisionRecord:
+    """One policy decision: which rule (of which pack version) did what, at which stage.
+
+    ``seq`` numbers the decisions of a call (0, 1, ...); ``subject_id`` names what
+    was decided on (a turn id, a tool call id); ``input_digest`` is a digest of the
+    exact input the rule saw (never the input itself).
+    """
+
+    call_id: str
+    seq: int
+    stage: str  # user_text | assistant_text | tool_call | session_start
+    rule_id: str
+    effect: str  # allow | deny | confirm | redact | block_speech | escalate | require_disclosure
+    policy_version: str
+    at_ms: float
+    policy_pack: str | None = None
+    subject_id: str | None = None
+    input_digest: str | None = None
+    message: str | None = None
+    violation: bool | None = None  # None: derived from ``effect`` (VIOLATION_EFFECTS)
+    redacted: bool = False
+
+    @property
+    def record_id(self) -> str:
+        return f"{self.call_id}/decision/{self.seq}"
+
+    @property
+    def is_violation(self) -> bool:
+        return self.effect in VIOLATION_EFFECTS if self.violation is None else self.violation
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosureRecord:
+    """A required disclosure was given (or was due and is recorded as missing)."""
+
+    call_id: str
+    disclosure_id: str  # e.g. "recording_notice"
+    text: str
+    at_ms: float
+    status: str = "given"  # given | missing | acknowledged
+    turn_seq: int | None = None
+    rule_id: str | None = None
+    redacted: bool = False
+
+    @property
+    def record_id(self) -> str:
+        return f"{self.call_id}/disclosure/{self.disclosure_id}"
+
+
+AuditRecord = Union[
+    CallStarted,
+    CallEnded,
+    TurnRecord,
+    TurnInterrupted,
+    ToolCallRecord,
+    ToolResultRecord,
+    PolicyDecisionRecord,
+    DisclosureRecord,
+]

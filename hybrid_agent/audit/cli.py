@@ -1,0 +1,386 @@
+"""``hybrid-agent db ...`` and ``hybrid-agent audit ...``: migrations and the compliance officer's queries.
+
+Exit codes: 0 ok; 1 the answer is "no" (unknown call id, ``verify`` found a problem);
+2 the database cannot be used (bad URL, unreachable, schema needs ``db upgrade``).
+Every query prints a readable table by default and JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+from hybrid_agent.audit.store import (
+    AuditStoreError,
+    DatabaseUnavailable,
+    UnknownCall,
+    check_schema,
+    connect,
+    display_url,
+    make_engine,
+)
+
+# ---------------------------------------------------------------------------- helpers
+_REL = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(value: str) -> float:
+    """Epoch seconds from ``2026-01-31``, ``2026-01-31T10:00:00Z``, ``1767225600`` or a relative ``7d``/``12h``/``30m``."""
+    v = value.strip()
+    m = _REL.match(v)
+    if m:
+        return time.time() - float(m.group(1)) * _UNITS[m.group(2)]
+    try:
+        return float(v)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {value!r} (use 2026-01-31, 2026-01-31T10:00Z, epoch seconds or 7d/12h/30m)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def fmt_time(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _clip(value: Any, width: int = 60) -> str:
+    s = "-" if value is None else str(value).replace("\n", " ")
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], out: TextIO, width: int = 60) -> None:
+    """Columns are (key, header); values are clipped to ``width``."""
+    cells = [[_clip(r.get(k), width) for k, _ in columns] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (_, h) in enumerate(columns)]
+    out.write("  ".join(h.ljust(w) for (_, h), w in zip(columns, widths)).rstrip() + "\n")
+    for c in cells:
+        out.write("  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip() + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    return str(o)
+
+
+def dump_json(obj: Any, out: TextIO) -> None:
+    json.dump(obj, out, indent=2, ensure_ascii=False, default=_json_default)
+    out.write("\n")
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    from hybrid_agent.settings import load_settings
+
+    return load_settings(database_url=getattr(args, "db", None)).database_url
+
+
+@contextmanager
+def open_db(args: argparse.Namespace) -> Iterator[Connection]:
+    """A connection to an existing, up-to-date audit database (else an ``AuditStoreError``)."""
+    engine = make_engine(_database_url(args), must_exist=True)
+    try:
+        with connect(engine) as conn:
+            check_schema(conn)
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def _run(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn store errors into one line on stderr and an exit code (no tracebacks)."""
+
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except UnknownCall as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except AuditStoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except DBAPIError as exc:
+            orig = getattr(exc, "orig", None) or exc
+            first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+            print(f"error: audit database error: {first}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:  # `... | head`
+            return 0
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from hybrid_agent.audit.store import upgrade
+
+    url = _database_url(args)
+    rev = upgrade(url)
+    print(f"audit database {display_url(url)} is at revision {rev}")
+    return 0
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    from hybrid_agent.audit.queries import list_calls
+
+    with open_db(args) as conn:
+        rows = list_calls(
+            conn, since=args.since, until=args.until, channel=args.channel, outcome=args.outcome,
+            policy_version=args.policy_version, has_violation=args.has_violation, limit=args.limit,
+        )
+    if args.json:
+        dump_json(rows, sys.stdout)
+        return 0
+    for r in rows:
+        r["started"] = fmt_time(r["started_at"])
+        r["duration"] = "-" if r["duration_ms"] is None else f"{r['duration_ms'] / 1000:.1f}s"
+        r["outcome"] = r["outcome"] or "(open)"
+    print_table(rows, [("call_id", "CALL"), ("started", "STARTED"), ("channel", "CHANNEL"), ("outcome", "OUTCOME"),
+                       ("duration", "DURATION"), ("turns", "TURNS"), ("violations", "VIOLATIONS"),
+                       ("policy_version", "POLICY"), ("caller_pseudonym", "CALLER")], sys.stdout, width=44)
+    print(f"({len(rows)} calls{'; --limit reached' if len(rows) == args.limit else ''})")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from hybrid_agent.audit.queries import show_call
+
+    with open_db(args) as conn:
+        call = show_call(conn, args.call_id)
+    if args.json:
+        dump_json(call, sys.stdout)
+        return 0
+    for line in render_call(call):
+        print(line)
+    return 0
+
+
+def render_call(call: dict[str, Any]) -> list[str]:
+    c = call["call"]
+    lines = [
+        f"call {c['id']}  started {fmt_time(c.get('started_at'))}  channel {c.get('channel', '-')}  "
+        f"model {c.get('model', '-')}  upstream {c.get('upstream', '-')}",
+        f"  policy {c.get('policy_pack') or '-'} @ {c.get('policy_version') or '-'}  gate {c.get('gate_mode') or '-'}  "
+        f"caller {c.get('caller_pseudonym') or '-'}",
+    ]
+    for e in call["timeline"]:
+        at = f"{e['at_ms'] / 1000:7.1f}s"
+        if e["kind"] == "turn":
+            text = e["text"] if e["text"] is not None else f"({e['status']})"
+            lines.append(f"{at}  #{e['seq']:<3} {e['role']:<9} {text}")
+            if e["interrupted"]:
+                lines.append(f"{'':8}       interrupted: caller heard {e['audio_end_ms'] / 1000:.1f}s of "
+                             f"{(e['audio_ms'] or 0) / 1000:.1f}s: \"{e['heard_text']}\"")
+        elif e["kind"] == "tool_call":
+            res = e["result"]
+            outcome = "(no result)" if res is None else f"{res['status']}: {_clip(res['output'], 80)} ({res['latency_ms']:.0f} ms)"
+            lines.append(f"{at}       tool      {e['name']}({_clip(e['arguments'], 80)}) -> {outcome}")
+        elif e["kind"] == "decision":
+            flag = "  VIOLATION" if e["violation"] else ""
+            lines.append(f"{at}       decision  {e['stage']}: rule {e['rule_id']} -> {e['effect']} "
+                         f"(policy {e['policy_version']}){flag}" + (f": {e['message']}" if e["message"] else ""))
+        elif e["kind"] == "disclosure":
+            lines.append(f"{at}       disclosure {e['disclosure_id']} ({e['status']}): {_clip(e['text'], 80)}")
+    end = call["ended"]
+    lines.append(f"  call ended: {end['outcome']} after {end['at_ms'] / 1000:.1f}s" if end else "  call has not ended (no end recorded)")
+    return lines
+
+
+def cmd_violations(args: argparse.Namespace) -> int:
+    from hybrid_agent.audit.queries import list_violations
+
+    with open_db(args) as conn:
+        rows = list_violations(conn, rule=args.rule, since=args.since, limit=args.limit)
+    if args.json:
+        dump_json(rows, sys.stdout)
+        return 0
+    for r in rows:
+        r["call_started"] = fmt_time(r["call_started_at"])
+        r["at"] = f"{r['at_ms'] / 1000:.1f}s"
+    print_table(rows, [("call_id", "CALL"), ("call_started", "CALL STARTED"), ("at", "AT"), ("stage", "STAGE"),
+                       ("rule_id", "RULE"), ("effect", "EFFECT"), ("policy_version", "POLICY"), ("message", "MESSAGE")],
+                sys.stdout, width=40)
+    print(f"({len(rows)} violations{'; --limit reached' if len(rows) == args.limit else ''})")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from hybrid_agent.audit.queries import search_text
+
+    with open_db(args) as conn:
+        rows = search_text(conn, args.text, limit=args.limit)
+    if args.json:
+        dump_json(rows, sys.stdout)
+        return 0
+    for r in rows:
+        r["at"] = f"{r['started_ms'] / 1000:.1f}s"
+        if r.get("heard"):
+            r["role"] = "assistant (heard)"
+    print_table(rows, [("call_id", "CALL"), ("seq", "SEQ"), ("at", "AT"), ("role", "ROLE"), ("text", "TEXT")], sys.stdout, width=80)
+    print(f"({len(rows)} matches)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hybrid_agent.audit.queries import CSV_HEADER, csv_row, export_rows
+
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    n = 0
+    try:
+        with open_db(args) as conn:
+            if args.format == "csv":
+                w = csv.writer(out)
+                w.writerow(CSV_HEADER)
+                for rec in export_rows(conn, since=args.since):
+                    w.writerow(csv_row(rec))
+                    n += 1
+            else:
+                for rec in export_rows(conn, since=args.since):
+                    out.write(json.dumps(rec, ensure_ascii=False, default=_json_default) + "\n")
+                    n += 1
+    finally:
+        if args.output:
+            out.close()
+    if args.output:
+        print(f"exported {n} records to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from hybrid_agent.audit.queries import verify_chain
+
+    anchor = None
+    if args.anchor:
+        seq, _, h = args.anchor.partition(":")
+        if not seq.isdigit() or len(h) != 64:
+            print("error: --anchor must be SEQ:HASH (as printed by a previous verify)", file=sys.stderr)
+            return 2
+        anchor = (int(seq), h)
+    with open_db(args) as conn:
+        res = verify_chain(conn, anchor=anchor)
+    if args.json:
+        dump_json(res.to_json(), sys.stdout)
+        return 0 if res.ok else 1
+    if res.ok:
+        print(f"ok: {res.checked} records, chain intact; head {res.head_seq}:{res.head_hash}")
+        if anchor:
+            print(f"anchor {anchor[0]}:{anchor[1][:16]}… found in the chain")
+        return 0
+    print(f"FAILED: {res.problem_count} problem(s) in {res.checked} ledger entries; first broken link:")
+    if res.problems:
+        print("  " + res.problems[0].line().replace("\n", "\n  "))
+    if res.anchor_ok is False:
+        print(f"  anchor {anchor[0]}:{anchor[1][:16]}… is not in the chain (chain rewritten or truncated)" if anchor else "")
+    for p in res.problems[1:10]:
+        print("  also: " + p.line().splitlines()[0])
+    if res.problem_count > 10:
+        print(f"  ... and {res.problem_count - 10} more (--json for all, up to 100)")
+    return 1
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from hybrid_agent.audit.generate import generate
+
+    stats = generate(
+        _database_url(args), calls=args.calls, turns_per_call=args.turns_per_call, seed=args.seed,
+        batch_size=args.batch_size, spool_path=args.spool, progress=not args.json,
+    )
+    if args.json:
+        dump_json(stats, sys.stdout)
+    else:
+        print(f"generated {stats['calls']} calls, {stats['turns']} turns, {stats['records']} records in {stats['seconds']:.1f}s "
+              f"({stats['turns_per_s']:.0f} turns/s, {stats['records_per_s']:.0f} records/s)")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="URL", help="audit database (sqlite:///FILE or postgresql://...); env HYBRID_AGENT_DATABASE_URL")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``db`` and ``audit`` to the main ``hybrid-agent`` parser."""
+    db = subparsers.add_parser("db", help="audit database migrations")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    p = dbsub.add_parser("upgrade", help="create or migrate the audit schema to this code's version")
+    _add_db(p)
+    p.set_defaults(func=_run(cmd_db_upgrade))
+
+    audit = subparsers.add_parser("audit", help="query and verify the audit trail")
+    asub = audit.add_subparsers(dest="audit_command", required=True)
+
+    p = asub.add_parser("calls", help="list calls, newest first")
+    p.add_argument("--since", type=parse_time, help="calls started at/after (2026-01-31, ISO time, epoch, or 7d/12h)")
+    p.add_argument("--until", type=parse_time, help="calls started before")
+    p.add_argument("--channel")
+    p.add_argument("--outcome", help="completed | client_closed | upstream_closed | error | open (not ended)")
+    p.add_argument("--policy-version", dest="policy_version")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--has-violation", dest="has_violation", action="store_const", const=True, default=None)
+    g.add_argument("--no-violation", dest="has_violation", action="store_const", const=False)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    _add_db(p)
+    p.set_defaults(func=_run(cmd_calls))
+
+    p = asub.add_parser("show", help="one call turn by turn: said, heard, tools, decisions, disclosures")
+    p.add_argument("call_id", metavar="CALL_ID")
+    p.add_argument("--json", action="store_true")
+    _add_db(p)
+    p.set_defaults(func=_run(cmd_show))
+
+    p = asub.add_parser("violations", help="policy decisions that are violations, newest call first")
+    p.add_argument("--rule", help="only this rule id")
+    p.add_argument("--since", type=parse_time, help="in calls started at/after")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    _add_db(p)
+    p.set_defaults(func=_run(cmd_violations))
+
+    p = asub.add_parser("search", help="find turns by (redacted) text")
+    p.add_argument("text")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    _add_db(p)
+    p.set_defaults(func=_run(cmd_search))
+
+    p = asub.add_parser("export", help="stream every record in chain order (constant memory)")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    p.add_argument("--since", type=parse_time, help="records of calls started at/after")
+    p.add_argument("--output", "-o", help="file (default stdout)")
+    _add_db(p)
+    p.set_defaults(func=_run(cmd_export))
+
+    p = asub.add_parser("verify", help="recompute the hash chain; exit 1 naming the first broken link")
+    p.add_argument("--anchor", metavar="SEQ:HASH", help="a head printed by an earlier verify, kept outside the database")
+    p.add_argument("--json", action="store_true")
+    _add_db(p)
+    p.set_defaults(func=_run(cmd_verify))
+
+    p = asub.add_parser("generate", help="write realistic synthetic calls through the record API (demos, tests, benchmarks)")
+    p.add_argument("--calls", type=int, required=True)
+    p.add_argument("--turns-per-call", dest="turns_per_call", type=int, default=10)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=1000)
+    p.add_argument("--spool", help="spool file for the writer (default: a temporary file)")
+    p.add_argument("--json", action="store_true")
+    _add_db(p)
+    p.set_defaults(func=_run(cmd_generate))
+
+
+__all__ = ["register", "parse_time", "render_call", "DatabaseUnavailable"]
