@@ -17,13 +17,15 @@ from typing import Any
 from openai import AsyncOpenAI
 from pydantic import SecretStr
 
-from hybrid_agent.audit.records import CallEnded, ToolCallRecord, ToolResultRecord, TurnInterrupted, TurnRecord
-from hybrid_agent.audit.sink import MemoryAuditSink
+from hybrid_agent.audit.records import CallStarted
+from hybrid_agent.audit.sink import AuditSink, FanOutSink, MemoryAuditSink
+from hybrid_agent.audit.writer import make_writer
 from hybrid_agent.caller import CallerTurn, ScriptedCaller
 from hybrid_agent.server.runner import BridgeServer
 from hybrid_agent.settings import Settings
 from hybrid_agent.simulator.scenario import Scenario, load_scenario, shipped_scenarios
 
+DEMO_SPOOL = "hybrid_agent_demo.spool"
 DEMO_ACCOUNTS = {"checking": {"balance": "1,234.56", "currency": "dollars"}, "savings": {"balance": "9,870.00", "currency": "dollars"}}
 
 
@@ -47,14 +49,15 @@ def resolve_scenario(name_or_path: str) -> Path:
     return Path(name_or_path)
 
 
-async def run_call(settings: Settings, scenario_path: Path, *, out: Any = print, playback_rate: float = 4.0) -> MemoryAuditSink:
-    """One scripted call through a fresh bridge; returns what the bridge audited."""
+async def run_call(
+    settings: Settings, scenario_path: Path, *, audit: AuditSink, out: Any = print, playback_rate: float = 4.0
+) -> None:
+    """One scripted call through a fresh bridge recording to ``audit``."""
     scenario = load_scenario(scenario_path)
     token = secrets.token_urlsafe(24)
     bridge_settings = settings.model_copy(
         update={"upstream": "sim", "sim_scenario": scenario_path, "host": "127.0.0.1", "port": 0, "bridge_tokens": [SecretStr(token)]}
     )
-    audit = MemoryAuditSink()
     async with BridgeServer(bridge_settings, audit=audit) as bridge:
         client = AsyncOpenAI(api_key=token, websocket_base_url=bridge.ws_base_url)
         async with client.realtime.connect(model=settings.model) as conn:
@@ -68,43 +71,51 @@ async def run_call(settings: Settings, scenario_path: Path, *, out: Any = print,
             )
             await caller.run()
         await client.close()
-    return audit
 
 
-def render_audit(audit: MemoryAuditSink) -> list[str]:
-    """The call as the bridge recorded it: turns in the order speech started, tools where they ran."""
-    heard = {r.item_id: r for r in audit.records if isinstance(r, TurnInterrupted)}
-    results = {r.tool_call_id: r for r in audit.records if isinstance(r, ToolResultRecord)}
-    tools = sorted((r for r in audit.records if isinstance(r, ToolCallRecord)), key=lambda r: r.at_ms)
-    lines: list[str] = []
-    for turn in sorted((r for r in audit.records if isinstance(r, TurnRecord)), key=lambda r: r.seq):
-        while tools and turn.role == "assistant" and tools[0].at_ms <= turn.started_ms:
-            tool = tools.pop(0)
-            res = results.get(tool.tool_call_id)
-            lines.append(f"      tool {tool.name}({tool.arguments}) -> {res.output if res else '(no result)'}")
-        text = turn.text if turn.text is not None else f"({turn.status})"
-        lines.append(f"  #{turn.seq:<2} {turn.role:<9} {text}")
-        if turn.item_id in heard:
-            cut = heard[turn.item_id]
-            lines.append(f"      interrupted: heard {cut.audio_end_ms / 1000:.1f} s of {turn.audio_ms / 1000:.1f} s: \"{cut.heard_text}\"")
-    for tool in tools:
-        res = results.get(tool.tool_call_id)
-        lines.append(f"      tool {tool.name}({tool.arguments}) -> {res.output if res else '(no result)'}")
-    ended = [r for r in audit.records if isinstance(r, CallEnded)]
-    if ended:
-        lines.append(f"  call ended: {ended[-1].outcome} after {ended[-1].at_ms / 1000:.1f} s")
-    return lines
+def call_id_of(audit: MemoryAuditSink) -> str:
+    return next(r.call_id for r in audit.records if isinstance(r, CallStarted))
 
 
 async def run_demo(settings: Settings, scenario: str | None = None) -> int:
+    """Both shipped calls (or one scenario) through the bridge, then read back from the audit database."""
+    from hybrid_agent.audit.cli import render_call
+    from hybrid_agent.audit.queries import show_call
+    from hybrid_agent.audit.store import connect, display_url, make_engine, upgrade
+    from hybrid_agent.audit.queries import verify_chain
+
     names = [scenario] if scenario else ["banking", "barge_in"]
-    for name in names:
-        path = resolve_scenario(name)
-        print(f"=== call: {path.stem} ===")
-        audit = await run_call(settings, path)
-        print("--- as audited by the bridge ---")
-        for line in render_audit(audit):
-            print(line)
-        print()
-    print(json.dumps({"calls": len(names), "status": "ok"}))
-    return 0
+    upgrade(settings.database_url)
+    writer = make_writer(settings, spool_path=Path(DEMO_SPOOL))
+    await writer.start()
+    call_ids = []
+    try:
+        for name in names:
+            path = resolve_scenario(name)
+            print(f"=== call: {path.stem} (live, as the caller heard it; playback simulated at 4x) ===")
+            memory = MemoryAuditSink()
+            await run_call(settings, path, audit=FanOutSink(writer, memory))
+            await writer.flush()
+            call_ids.append(call_id_of(memory))
+            engine = make_engine(settings.database_url, must_exist=True)
+            try:
+                with connect(engine) as conn:
+                    record = show_call(conn, call_ids[-1])
+            finally:
+                engine.dispose()
+            print(f"--- as recorded in the audit database {display_url(settings.database_url)} (hybrid-agent audit show) ---")
+            for line in render_call(record):
+                print(line)
+            print()
+    finally:
+        await writer.close()
+    engine = make_engine(settings.database_url, must_exist=True)
+    try:
+        with connect(engine) as conn:
+            report = verify_chain(conn)
+    finally:
+        engine.dispose()
+    status = "ok" if report.ok else "BROKEN"
+    print(f"audit verify: {status} ({report.checked} ledger entries, head {report.head_hash[:16]}...)")
+    print(json.dumps({"calls": call_ids, "database": display_url(settings.database_url), "verified": report.ok}))
+    return 0 if report.ok else 1

@@ -100,7 +100,7 @@ async def test_barge_in_truncates_at_heard_audio() -> None:
 
 
 async def test_wrong_or_missing_token_refused_at_handshake() -> None:
-    async with BridgeServer(bridge_settings()) as bridge:
+    async with BridgeServer(bridge_settings(), audit=MemoryAuditSink()) as bridge:
         for headers in ({"Authorization": "Bearer wrong"}, {}, {"Authorization": "Basic " + TOKEN}):
             with pytest.raises(InvalidStatus) as info:
                 async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers=headers):
@@ -117,7 +117,7 @@ async def test_wrong_or_missing_token_refused_at_handshake() -> None:
 async def test_healthz_requires_token() -> None:
     import httpx2 as httpx  # the SDK's HTTP client
 
-    async with BridgeServer(bridge_settings()) as bridge:
+    async with BridgeServer(bridge_settings(), audit=MemoryAuditSink()) as bridge:
         url = f"http://127.0.0.1:{bridge.port}/healthz"
         async with httpx.AsyncClient() as http:
             assert (await http.get(url)).status_code == 401
@@ -126,7 +126,7 @@ async def test_healthz_requires_token() -> None:
 
 
 async def test_bad_input_over_the_socket_gets_errors_and_call_goes_on() -> None:
-    async with BridgeServer(bridge_settings(max_message_bytes=64 * 1024)) as bridge:
+    async with BridgeServer(bridge_settings(max_message_bytes=64 * 1024), audit=MemoryAuditSink()) as bridge:
         async with ws_connect(
             f"{bridge.ws_base_url}/realtime?model=m", additional_headers={"Authorization": f"Bearer {TOKEN}"}, max_size=None
         ) as ws:
@@ -178,7 +178,7 @@ async def test_openai_key_never_reaches_the_client() -> None:
     key = "sk-test-" + secrets.token_hex(16)
     async with RealtimeSimulator(api_key=key) as sim:  # an upstream that demands the key
         settings = bridge_settings(upstream=sim.ws_url, openai_api_key=key)
-        async with BridgeServer(settings) as bridge:
+        async with BridgeServer(settings, audit=MemoryAuditSink()) as bridge:
             async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
                 frames = [await asyncio.wait_for(ws.recv(), 5)]
                 await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime"}}))
@@ -189,28 +189,50 @@ async def test_openai_key_never_reaches_the_client() -> None:
             assert all(key not in f for f in frames)
 
 
-def test_standalone_sdk_script_against_serve_subprocess() -> None:
-    """The README's path: `hybrid-agent serve --upstream sim` and a plain SDK script."""
+def test_standalone_sdk_script_against_serve_subprocess(tmp_path: Path) -> None:
+    """The README's path: `hybrid-agent serve --upstream sim`, a plain SDK script, and the call in `audit calls`."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": "tok-a,tok-b"}
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": "tok-a,tok-b", "HYBRID_AGENT_DATABASE_URL": db}
     exe = [sys.executable, "-m", "hybrid_agent"]
-    server = subprocess.Popen([*exe, "serve", "--upstream", "sim", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    subprocess.run([*exe, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=60)
+    server = subprocess.Popen(
+        [*exe, "serve", "--upstream", "sim", "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
     try:
         line = server.stdout.readline()  # type: ignore[union-attr]
         assert "listening" in line, line + server.stderr.read()  # type: ignore[union-attr]
         url = f"ws://127.0.0.1:{port}/v1"
-        ok = subprocess.run([sys.executable, str(ROOT / "examples" / "sdk_client.py"), "--url", url, "--token", "tok-b"], capture_output=True, text=True, timeout=60)
+        client = [sys.executable, str(ROOT / "examples" / "sdk_client.py"), "--url", url]
+        ok = subprocess.run([*client, "--token", "tok-b"], capture_output=True, text=True, timeout=60)
         assert ok.returncode == 0, ok.stdout + ok.stderr
         assert "response.done" in ok.stdout
-        bad = subprocess.run([sys.executable, str(ROOT / "examples" / "sdk_client.py"), "--url", url, "--token", "wrong"], capture_output=True, text=True, timeout=60)
+        bad = subprocess.run([*client, "--token", "wrong"], capture_output=True, text=True, timeout=60)
         assert bad.returncode != 0 and "401" in bad.stderr
     finally:
-        server.terminate()
-        server.wait(10)
+        server.terminate()  # SIGTERM: uvicorn shuts down, the audit writer flushes
+        server.wait(20)
+    calls = subprocess.run([*exe, "audit", "calls", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert calls.returncode == 0, calls.stderr
+    [call] = json.loads(calls.stdout)
+    assert call["channel"] == "realtime" and call["turns"] >= 2
+    verify = subprocess.run([*exe, "audit", "verify"], env=env, capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_serve_with_database_not_upgraded_says_so(tmp_path: Path) -> None:
+    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": "t", "HYBRID_AGENT_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
+    run = subprocess.run(
+        [sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 2 and "hybrid-agent db upgrade" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_serve_refuses_to_start_without_tokens() -> None:

@@ -22,3 +22,14 @@ class MemoryAuditSink:
 
     def for_call(self, call_id: str) -> list[AuditRecord]:
         return [r for r in self.records if r.call_id == call_id]
+
+
+class FanOutSink:
+    """Hands every record to several sinks (the demo keeps a copy in memory beside the database)."""
+
+    def __init__(self, *sinks: AuditSink) -> None:
+        self.sinks = sinks
+
+    def enqueue(self, record: AuditRecord) -> None:
+        for sink in self.sinks:
+            sink.enqueue(record)

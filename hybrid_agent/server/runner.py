@@ -8,7 +8,8 @@ import socket
 
 import uvicorn
 
-from hybrid_agent.audit.sink import AuditSink, MemoryAuditSink
+from hybrid_agent.audit.sink import AuditSink
+from hybrid_agent.audit.writer import AuditWriter, make_writer
 from hybrid_agent.server.app import build_app
 from hybrid_agent.settings import Settings
 from hybrid_agent.upstream.connector import UpstreamConnector
@@ -19,11 +20,20 @@ HARD_FRAME_LIMIT = 16 * 2**20
 
 
 class BridgeServer:
-    """The bridge: upstream connector + ASGI app + uvicorn on a bound socket."""
+    """The bridge: upstream connector + ASGI app + uvicorn on a bound socket.
+
+    Without an explicit ``audit`` sink it records to the audit database of
+    ``settings.database_url`` through an ``AuditWriter`` it owns (started before the
+    first call is accepted, flushed and closed at shutdown).
+    """
 
     def __init__(self, settings: Settings, audit: AuditSink | None = None) -> None:
         self.settings = settings
-        self.audit = audit if audit is not None else MemoryAuditSink()
+        self._owned_writer: AuditWriter | None = None
+        if audit is None:
+            self._owned_writer = make_writer(settings)
+            audit = self._owned_writer
+        self.audit = audit
         self.connector = UpstreamConnector(settings)
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -39,6 +49,8 @@ class BridgeServer:
         return f"ws://{self.settings.host}:{self.port}/v1"
 
     async def start(self) -> None:
+        if self._owned_writer is not None:
+            await self._owned_writer.start()  # raises SchemaOutdated before any call is taken
         await self.connector.start()
         app = build_app(self.settings, self.connector, self.audit)
         config = uvicorn.Config(
@@ -66,6 +78,8 @@ class BridgeServer:
         await self.connector.stop()
         if self._sock is not None:
             self._sock.close()
+        if self._owned_writer is not None:
+            await self._owned_writer.close()
 
     async def __aenter__(self) -> "BridgeServer":
         await self.start()
