@@ -32,7 +32,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not settings.bridge_tokens:
         print("error: no bridge tokens configured; set HYBRID_AGENT_BRIDGE_TOKENS (comma separated)", file=sys.stderr)
         return 2
-    server = BridgeServer(settings)
+    from hybrid_agent.audit.store import AuditStoreError
+
+    try:
+        server = BridgeServer(settings)
+    except AuditStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     async def run() -> None:
         await server.start()
@@ -47,6 +53,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
+    except AuditStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -100,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hybrid_agent.audit.cli import register as register_audit
 
     register_audit(sub)
+    from hybrid_agent.policy.cli import register as register_policy
+    register_policy(sub)
+    from hybrid_agent.pii.cli import register as register_pii
+    register_pii(sub)
     return parser
 
 

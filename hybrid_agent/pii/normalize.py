@@ -1,0 +1,562 @@
+"""Spoken-form normalizer: speech-transcript text -> text the recognizers understand.
+
+``normalize("my card is four one one one, double one ...")`` returns a
+:class:`Normalized` whose ``text`` reads ``"my card is 4111 11..."`` and whose offset
+map takes every normalized character back to the span of the original text it came
+from, so entity spans found on the normalized text redact what the caller actually said.
+
+What is rewritten (everything else is copied verbatim, one character to one character):
+
+- number words: ``zero``/``oh``/``o`` (``oh`` and ``o`` only next to another number
+  word), ``one`` .. ``nine``, teens, tens (``forty five`` -> ``45``, ``forty`` -> ``40``),
+  ``double``/``triple`` + digit, hundreds and thousands as in number reading
+  (``four hundred twelve`` -> ``412``, ``eight hundred five five five ...`` -> ``800555...``,
+  ``two thousand`` -> ``2000``), ``plus`` before a number -> ``+``;
+- a run of spoken number words becomes one digit string; a pause written by the
+  recognizer (``,`` ``.`` ``-`` ``;`` or the words ``dash``/``hyphen``) becomes one space,
+  ``/`` or ``slash`` a ``/``; fillers (``um``, ``uh``, ...) inside a run are dropped;
+  a run made only of written digits is left exactly as written;
+- spoken e-mail addresses: ``john dot smith at example dot com`` ->
+  ``john.smith@example.com`` (also ``underscore``, ``dash``/``hyphen``, and digits);
+- spelled identifiers: single capital letters next to digits (``G B eight two W E S T
+  one two ...``) are joined into ``GB82WEST12...`` so IBANs and member ids read whole.
+
+The normalizer is pure and fast (a regex tokenizer and one pass); text without any of
+the trigger words is returned unchanged with an identity map.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Normalized", "normalize", "NUMBER_WORDS"]
+
+UNITS = {
+    "zero": 0, "oh": 0, "o": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "six": 6, "seven": 7, "eight": 8, "nine": 9, "niner": 9,
+}
+TEENS = {
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}
+TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fourty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+REPEAT = {"double": 2, "triple": 3, "treble": 3}
+SCALE = {"hundred", "thousand"}
+ZERO_WORDS = {"zero", "oh", "o"}
+AMBIGUOUS_ZERO = {"oh", "o"}
+FILLERS = {"um", "umm", "uh", "uhh", "uhm", "er", "erm", "err", "hmm", "hm", "mm", "ah", "eh"}
+SEP_WORDS = {"dash": " ", "hyphen": " ", "slash": "/"}
+SEP_PUNCT = {",": " ", ".": " ", "-": " ", ";": " ", ":": " ", "/": "/"}
+NUMBER_WORDS = frozenset(UNITS) | frozenset(TEENS) | frozenset(TENS) | frozenset(REPEAT) | SCALE
+
+EMAIL_CONNECTORS = {"dot": ".", "underscore": "_", "dash": "-", "hyphen": "-", ".": ".", "_": "_", "-": "-"}
+_EXTRA_TLDS = frozenset(
+    "com org net edu gov mil int io co us uk ca de fr es it nl ie au nz in ch se no dk fi be at pl "
+    "info biz me ai app dev tech online health bank insurance email mail cloud xyz site".split()
+)
+_tld_cache: list[frozenset[str]] = []
+
+
+def email_tlds() -> frozenset[str]:
+    """Single-label public suffixes from tldextract's bundled snapshot (never fetched)."""
+    if not _tld_cache:
+        try:
+            import tldextract
+
+            ext = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+            tlds = frozenset(t for t in ext.tlds if "." not in t and t.isascii() and t.isalpha())
+        except Exception:  # pragma: no cover - the fixed list is the fallback
+            tlds = frozenset()
+        _tld_cache.append(tlds | _EXTRA_TLDS)
+    return _tld_cache[0]
+
+
+EMAIL_LOCAL_STOP = frozenset("me us him her them you it is email mail address me, website site us".split())
+
+_TOKEN = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)?|\d+|[^\sA-Za-z\d]")
+_TRIGGER = re.compile(
+    r"\b(?:zero|oh|o|one|two|three|four|five|six|seven|eight|nine|niner|ten|eleven|twelve|\w+teen|twenty|thirty|"
+    r"fou?rty|fifty|sixty|seventy|eighty|ninety|double|triple|treble|hundred|thousand|at|dot|underscore)\b|@|\b[A-Z]\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """Normalized text plus, for every character of it, the original span it came from."""
+
+    original: str
+    text: str
+    src_start: tuple[int, ...]
+    src_end: tuple[int, ...]
+
+    @property
+    def identity(self) -> bool:
+        return self.text is self.original
+
+    def to_original(self, start: int, end: int) -> tuple[int, int]:
+        """Map a normalized span ``[start, end)`` to the smallest original span covering it."""
+        if self.identity:
+            return start, end
+        if end <= start:
+            pos = self.src_start[start] if start < len(self.src_start) else len(self.original)
+            return pos, pos
+        return min(self.src_start[start:end]), max(self.src_end[start:end])
+
+
+@dataclass(slots=True)
+class _Tok:
+    kind: str  # "w" word, "d" written digits, "p" punctuation
+    text: str
+    low: str
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
+class _Out:
+    """A unit of output: ``chars`` with one original span per character."""
+
+    first: int  # index of the first input token it replaces
+    last: int  # index of the last input token it replaces (inclusive)
+    kind: str  # "num" (digit run), "tok" (verbatim token), "email", "spell"
+    text: str
+    starts: list[int]
+    ends: list[int]
+    spoken: bool = False
+
+
+def _tokenize(text: str) -> list[_Tok]:
+    out = []
+    for m in _TOKEN.finditer(text):
+        s = m.group()
+        kind = "w" if s[0].isalpha() else "d" if s[0].isdigit() else "p"
+        out.append(_Tok(kind, s, s.lower(), m.start(), m.end()))
+    return out
+
+
+def _num_flags(toks: list[_Tok], text: str) -> list[bool]:
+    """Which tokens are spoken number words.  ``oh``/``o`` count only when they touch
+    (whitespace only in between) another number word or digits, including another
+    such ``oh`` ("nine oh oh", "oh oh seven"); ``double``/``triple`` only before a digit word."""
+    n = len(toks)
+    flags = [False] * n
+    ambiguous = []
+    for i, t in enumerate(toks):
+        if t.kind != "w":
+            continue
+        w = t.low
+        if w in AMBIGUOUS_ZERO:
+            ambiguous.append(i)
+        elif w in REPEAT:
+            flags[i] = i + 1 < n and toks[i + 1].kind == "w" and toks[i + 1].low in UNITS
+        else:
+            flags[i] = w in NUMBER_WORDS
+    changed = True
+    while changed and ambiguous:
+        changed = False
+        for i in list(ambiguous):
+            t = toks[i]
+            for j in (i - 1, i + 1):
+                if 0 <= j < n:
+                    o = toks[j]
+                    gap = text[min(o.end, t.end) : max(o.start, t.start)]
+                    if gap.strip() == "" and (o.kind == "d" or flags[j]):
+                        flags[i] = True
+                        ambiguous.remove(i)
+                        changed = True
+                        break
+    # a group of two or more "oh"s between pauses ("four, oh oh oh, three") is zeros when a
+    # number stands on either side of it (across one punctuation mark)
+    k = 0
+    amb = sorted(ambiguous)
+    while k < len(amb):
+        g = [amb[k]]
+        while k + 1 < len(amb) and amb[k + 1] == g[-1] + 1 and text[toks[g[-1]].end : toks[amb[k + 1]].start].strip() == "":
+            k += 1
+            g.append(amb[k])
+        k += 1
+        if len(g) < 2:
+            continue
+        near = []
+        for j, step in ((g[0] - 1, -1), (g[-1] + 1, 1)):
+            if 0 <= j < n and toks[j].kind == "p":
+                j += step
+            if 0 <= j < n:
+                near.append(j)
+        if any(flags[j] or toks[j].kind == "d" for j in near):
+            for i in g:
+                flags[i] = True
+    return flags
+
+
+def _parse_words(words: list[_Tok]) -> list[tuple[str, int, int]]:
+    """Spoken number words (no pauses between them) -> digit items ``(digits, start, end)``."""
+    n = len(words)
+    lw = [w.low for w in words]
+    items: list[tuple[str, int, int]] = []
+
+    def unit(k: int) -> bool:
+        return k < n and lw[k] in UNITS
+
+    def numberish(k: int) -> bool:
+        return k < n and (lw[k] in UNITS or lw[k] in TEENS or lw[k] in TENS or lw[k] in REPEAT)
+
+    def below100(k: int) -> tuple[int, int] | None:
+        if k >= n:
+            return None
+        w = lw[k]
+        if w in TEENS:
+            return TEENS[w], k + 1
+        if w in TENS:
+            if k + 1 < n and lw[k + 1] in UNITS and lw[k + 1] not in ZERO_WORDS:
+                return TENS[w] + UNITS[lw[k + 1]], k + 2
+            return TENS[w], k + 1
+        if w in UNITS:
+            return UNITS[w], k + 1
+        return None
+
+    def remainder(k: int, limit: int, forced: bool) -> tuple[int, int]:
+        """Value added after a scale word, and the next index; ambiguity goes to digit reading."""
+        if k >= n:
+            return 0, k
+        if lw[k] in TEENS or lw[k] in TENS:
+            r = below100(k)
+            assert r is not None
+            v, j = r
+            if limit > 100 and j < n and lw[j] == "hundred" and v < 10:
+                v, j = v * 100, j + 1
+                rv, j = remainder(j, 100, False)
+                v += rv
+            return v, j
+        if unit(k) and lw[k] not in ZERO_WORDS:
+            if limit > 100 and k + 1 < n and lw[k + 1] == "hundred":
+                v, j = UNITS[lw[k]] * 100, k + 2
+                rv, j = remainder(j, 100, False)
+                return v + rv, j
+            if forced or not numberish(k + 1):
+                return UNITS[lw[k]], k + 1
+        return 0, k
+
+    i = 0
+    while i < n:
+        w = lw[i]
+        start = words[i].start
+        if w in REPEAT and unit(i + 1):
+            items.append((str(UNITS[lw[i + 1]]) * REPEAT[w], start, words[i + 1].end))
+            i += 2
+            continue
+        if w in ZERO_WORDS:
+            items.append(("0", start, words[i].end))
+            i += 1
+            continue
+        r = below100(i)
+        if r is None:  # a scale word on its own ("hundred") or "and"
+            if w == "hundred":
+                items.append(("100", start, words[i].end))
+            elif w == "thousand":
+                items.append(("1000", start, words[i].end))
+            i += 1
+            continue
+        v, j = r
+        if j < n and lw[j] == "hundred":
+            v *= 100
+            j += 1
+            forced = j < n and lw[j] == "and"
+            if forced:
+                j += 1
+            rv, j2 = remainder(j, 100, forced)
+            v += rv
+            j = j2 if (rv or not forced) else j - 1
+        if j < n and lw[j] == "thousand" and v < 1000:
+            v *= 1000
+            j += 1
+            forced = j < n and lw[j] == "and"
+            if forced:
+                j += 1
+            rv, j2 = remainder(j, 1000, forced)
+            v += rv
+            j = j2 if (rv or not forced) else j - 1
+        items.append((str(v), start, words[j - 1].end))
+        i = j
+    return items
+
+
+def _number_runs(text: str, toks: list[_Tok]) -> list[_Out]:
+    """Group tokens into output units; runs that contain spoken number words become digit strings."""
+    n = len(toks)
+    isnum = _num_flags(toks, text)
+    outs: list[_Out] = []
+    i = 0
+    while i < n:
+        t = toks[i]
+        if not (isnum[i] or t.kind == "d"):
+            outs.append(_Out(i, i, "tok", t.text, list(range(t.start, t.end)), list(range(t.start + 1, t.end + 1))))
+            i += 1
+            continue
+        # extend the run: number words, digits, separators, fillers, "and" after a scale word
+        members: list[int] = [i]
+        j = i + 1
+        while j < n:
+            tj = toks[j]
+            if isnum[j] or tj.kind == "d":
+                members.append(j)
+                j += 1
+                continue
+            # look ahead over connectors to another number token
+            k = j
+            while k < n and not (isnum[k] or toks[k].kind == "d"):
+                tk = toks[k]
+                ok = (
+                    tk.low in FILLERS
+                    or tk.low in SEP_WORDS
+                    or (tk.kind == "p" and tk.text in SEP_PUNCT)
+                    or (tk.low == "and" and toks[k - 1].low in SCALE)
+                )
+                if not ok or k - j >= 3:
+                    break
+                k += 1
+            if k < n and k > j and (isnum[k] or toks[k].kind == "d") and all(
+                toks[m].low in FILLERS or toks[m].low in SEP_WORDS or toks[m].kind == "p" or toks[m].low == "and"
+                for m in range(j, k)
+            ):
+                members.extend(range(j, k + 1))
+                j = k + 1
+                continue
+            break
+        last = members[-1]
+        spoken = any(isnum[m] for m in members)
+        if not spoken:
+            for m in range(i, last + 1):
+                tm = toks[m]
+                outs.append(_Out(m, m, "tok", tm.text, list(range(tm.start, tm.end)), list(range(tm.start + 1, tm.end + 1))))
+            i = last + 1
+            continue
+        chars: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        seg: list[_Tok] = []
+        pending_sep: tuple[str, int, int] | None = None
+        prev_kind = ""
+
+        def flush_seg() -> None:
+            nonlocal prev_kind
+            if seg:
+                for digits, s, e in _parse_words(seg):
+                    emit(digits, s, e, "spoken")
+                seg.clear()
+
+        def emit(s_text: str, s: int, e: int, kind: str) -> None:
+            nonlocal pending_sep, prev_kind
+            if chars:
+                if pending_sep is not None:
+                    sep, ss, se = pending_sep
+                    chars.append(sep)
+                    starts.append(ss)
+                    ends.append(se)
+                elif kind == "written" or prev_kind == "written":
+                    chars.append(" ")
+                    starts.append(s)
+                    ends.append(s)
+            pending_sep = None
+            prev_kind = kind
+            for ch in s_text:
+                chars.append(ch)
+                starts.append(s)
+                ends.append(e)
+
+        for m in range(i, last + 1):
+            tm = toks[m]
+            if isnum[m]:
+                # a word-internal hyphen ("forty-five") keeps the segment together
+                seg.append(tm)
+                continue
+            if tm.kind == "p" and tm.text == "-" and seg and m + 1 <= last and isnum[m + 1] and tm.start == seg[-1].end and toks[m + 1].start == tm.end:
+                continue
+            if tm.low == "and":
+                seg.append(tm)
+                continue
+            flush_seg()
+            if tm.kind == "d":
+                emit(tm.text, tm.start, tm.end, "written")
+            elif tm.low in SEP_WORDS or (tm.kind == "p" and tm.text in SEP_PUNCT):
+                sep = SEP_WORDS.get(tm.low) or SEP_PUNCT[tm.text]
+                if pending_sep is None or sep == "/":
+                    pending_sep = (sep, tm.start, tm.end)
+            # fillers: dropped
+        flush_seg()
+        # "plus" right before the run -> "+"
+        if outs and outs[-1].kind == "tok" and toks[outs[-1].first].low == "plus":
+            p = outs.pop()
+            chars.insert(0, "+")
+            starts.insert(0, toks[p.first].start)
+            ends.insert(0, toks[p.first].end)
+            outs.append(_Out(p.first, last, "num", "".join(chars), starts, ends, spoken=True))
+        else:
+            outs.append(_Out(i, last, "num", "".join(chars), starts, ends, spoken=True))
+        i = last + 1
+    return outs
+
+
+def _alnum_unit(o: _Out, toks: list[_Tok]) -> bool:
+    return o.kind in ("num",) or (o.kind == "tok" and toks[o.first].kind in ("w", "d"))
+
+
+def _emails(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
+    """Rewrite spoken (and written) e-mail addresses in the unit list."""
+    n = len(outs)
+
+    def low(o: _Out) -> str:
+        return o.text.lower() if o.kind != "tok" else toks[o.first].low
+
+    def is_at(o: _Out) -> bool:
+        return o.kind == "tok" and (low(o) == "at" or o.text == "@")
+
+    def is_conn(o: _Out) -> bool:
+        return o.kind == "tok" and low(o) in EMAIL_CONNECTORS
+
+    def is_name(o: _Out) -> bool:
+        return _alnum_unit(o, toks) and not is_at(o) and low(o) not in EMAIL_CONNECTORS
+
+    found: list[tuple[int, int]] = []
+    floor = 0
+    i = 1
+    while i < n:
+        if not is_at(outs[i]):
+            i += 1
+            continue
+        # domain: name (dot name)+, ending in a known TLD after a dot
+        j = i + 1
+        labels = []
+        if j < n and is_name(outs[j]):
+            labels.append(j)
+            j += 1
+            while j + 1 < n and low(outs[j]) in (".", "dot", "-", "dash", "hyphen") and is_name(outs[j + 1]):
+                labels.append(j + 1)
+                j += 2
+        end = None
+        for k in range(len(labels) - 1, 0, -1):
+            if low(outs[labels[k]]) in email_tlds() and low(outs[labels[k] - 1]) in (".", "dot"):
+                end = labels[k]
+                break
+        k = i - 1
+        if end is None or k < floor or not is_name(outs[k]) or low(outs[k]) in EMAIL_LOCAL_STOP:
+            i += 1
+            continue
+        first = k
+        while True:
+            if outs[k].kind == "num" and k - 1 >= floor and outs[k - 1].kind == "tok" and is_name(outs[k - 1]) \
+                    and low(outs[k - 1]) not in EMAIL_LOCAL_STOP:
+                k -= 1  # digits attach to the word before them: "doe ninety two" -> "doe92"
+            elif k - 2 >= floor and is_conn(outs[k - 1]) and is_name(outs[k - 2]):
+                k -= 2
+            else:
+                break
+            first = k
+        found.append((first, end))
+        floor = end + 1
+        i = end + 1
+    if not found:
+        return outs
+    res: list[_Out] = []
+    pos = 0
+    for first, end in found:
+        res.extend(outs[pos:first])
+        chars: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        for u in outs[first : end + 1]:
+            if is_at(u) or is_conn(u):
+                t = toks[u.first]
+                chars.append("@" if is_at(u) else EMAIL_CONNECTORS[low(u)])
+                starts.append(t.start)
+                ends.append(t.end)
+            else:
+                for c, s, e in zip(u.text, u.starts, u.ends):
+                    if c != " ":
+                        chars.append(c.lower())
+                        starts.append(s)
+                        ends.append(e)
+        res.append(_Out(outs[first].first, outs[end].last, "email", "".join(chars), starts, ends, spoken=True))
+        pos = end + 1
+    res.extend(outs[pos:])
+    return res
+
+
+def _spelled(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
+    """Join spelled identifiers: single capital letters next to spoken/written digits."""
+
+    def letter(o: _Out) -> bool:
+        if o.kind != "tok":
+            return False
+        t = toks[o.first]
+        return t.kind == "w" and len(t.text) == 1 and t.text.isupper() and t.text not in ("I", "A")
+
+    def digits(o: _Out) -> bool:
+        return o.kind == "num" or (o.kind == "tok" and toks[o.first].kind == "d")
+
+    res: list[_Out] = []
+    i = 0
+    n = len(outs)
+    while i < n:
+        if not (letter(outs[i]) or digits(outs[i])):
+            res.append(outs[i])
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and (letter(outs[j + 1]) or digits(outs[j + 1])) and text[toks[outs[j].last].end : toks[outs[j + 1].first].start].strip(" ") == "":
+            j += 1
+        group = outs[i : j + 1]
+        nlet = sum(1 for o in group if letter(o))
+        ndig = sum(sum(c.isdigit() for c in o.text) for o in group)
+        if nlet == 0 or ndig < 4 or j == i or not any(letter(o) for o in group[:2]):
+            res.extend(group)
+            i = j + 1
+            continue
+        chars: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        for o in group:
+            for c, s, e in zip(o.text, o.starts, o.ends):
+                if c != " ":
+                    chars.append(c.upper())
+                    starts.append(s)
+                    ends.append(e)
+        res.append(_Out(group[0].first, group[-1].last, "spell", "".join(chars), starts, ends, spoken=True))
+        i = j + 1
+    return res
+
+
+def normalize(text: str) -> Normalized:
+    """Normalize spoken forms in ``text``; see the module docstring."""
+    if not _TRIGGER.search(text):
+        return Normalized(text, text, (), ())
+    toks = _tokenize(text)
+    outs = _number_runs(text, toks)
+    outs = _emails(text, toks, outs)
+    outs = _spelled(text, toks, outs)
+    if not any(o.spoken for o in outs):
+        return Normalized(text, text, (), ())
+    chars: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0  # original offset copied so far
+    for o in outs:
+        s0 = toks[o.first].start
+        if s0 > pos:  # the gap (whitespace, or punctuation swallowed by nothing) verbatim
+            for k in range(pos, s0):
+                chars.append(text[k])
+                starts.append(k)
+                ends.append(k + 1)
+        chars.append(o.text)
+        starts.extend(o.starts)
+        ends.extend(o.ends)
+        pos = toks[o.last].end
+    for k in range(pos, len(text)):
+        chars.append(text[k])
+        starts.append(k)
+        ends.append(k + 1)
+    out = "".join(chars)
+    assert len(out) == len(starts) == len(ends)
+    return Normalized(text, out, tuple(starts), tuple(ends))

@@ -1,0 +1,390 @@
+"""Our Presidio recognizers and the label-binding context enhancer.
+
+Presidio's stock recognizers only see well-formed digit strings and, without a spaCy
+model, never look at the words around a match.  Transcripts need both, so:
+
+- :class:`DigitRunRecognizer` reads every run of digits however the speech recognizer
+  grouped it (``41 11 1111 11111111``), classifies it by length and checksum (Luhn and
+  card prefixes, SSN area/group/serial rules, ABA checksum, NANP shape) and proposes
+  every type it could be;
+- :class:`CardExpiryRecognizer`, :class:`CardSecurityCodeRecognizer`,
+  :class:`DateOfBirthRecognizer` and :class:`MemberIdRecognizer` propose the shapes
+  those values take;
+- :class:`LabelContextEnhancer` (a Presidio ``ContextAwareEnhancer``) then decides with
+  the words of the text itself: each candidate is bound to the *nearest* label before it
+  (``card``, ``social``, ``routing``, ``account``, ``member id``, ``expires``, ``born`` ...,
+  or a negative label such as ``order``/``ticket``/``confirmation``) and scored from it.
+
+Entity types of our own (beside Presidio's names): ``CARD_EXPIRY``, ``CARD_CVV``,
+``DATE_OF_BIRTH``, ``MEMBER_ID``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import phonenumbers
+from presidio_analyzer import EntityRecognizer, LocalRecognizer, Pattern, PatternRecognizer, RecognizerResult
+from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+from presidio_analyzer.nlp_engine import NlpArtifacts
+
+CREDIT_CARD = "CREDIT_CARD"
+US_SSN = "US_SSN"
+PHONE_NUMBER = "PHONE_NUMBER"
+EMAIL_ADDRESS = "EMAIL_ADDRESS"
+IBAN_CODE = "IBAN_CODE"
+US_BANK_NUMBER = "US_BANK_NUMBER"
+ABA_ROUTING_NUMBER = "ABA_ROUTING_NUMBER"
+CARD_EXPIRY = "CARD_EXPIRY"
+CARD_CVV = "CARD_CVV"
+DATE_OF_BIRTH = "DATE_OF_BIRTH"
+MEMBER_ID = "MEMBER_ID"
+PERSON = "PERSON"
+NEGATIVE = "_NEGATIVE"
+
+# ---------------------------------------------------------------------------- labels
+# phrase -> entity type; the longest phrase wins where they overlap ("zip code" before "code").
+LABELS: dict[str, str] = {}
+
+
+def _labels(entity: str, phrases: Iterable[str]) -> None:
+    for p in phrases:
+        LABELS[p] = entity
+
+
+_labels(CREDIT_CARD, [
+    "card", "cards", "credit card", "debit card", "card number", "credit", "debit", "visa", "mastercard", "master card",
+    "amex", "american express", "discover", "long number", "number on the card", "number on the front", "cc",
+])
+_labels(US_SSN, ["social", "social security", "ssn", "social security number", "socials", "s s n", "tax id", "taxpayer"])
+_labels(PHONE_NUMBER, [
+    "phone", "phone number", "telephone", "cell", "cellphone", "cell phone", "mobile", "call me", "call me back",
+    "callback", "call back", "reach me", "text me", "landline", "home number", "work number", "contact number",
+    "number to call", "best number", "fax",
+])
+_labels(US_BANK_NUMBER, [
+    "account", "account number", "acct", "checking", "savings", "bank account", "checking account",
+    "savings account", "account no", "account's",
+])
+_labels(ABA_ROUTING_NUMBER, ["routing", "routing number", "aba", "transit number", "routing transit", "rtn", "transit"])
+_labels(MEMBER_ID, [
+    "member", "member id", "member number", "membership", "membership number", "policy", "policy number",
+    "subscriber", "subscriber id", "patient id", "patient number", "medical record", "mrn", "customer number",
+    "customer id", "insurance id", "id number", "group number", "plan id", "client number", "client id",
+])
+_labels(CARD_EXPIRY, [
+    "expires", "expire", "expiry", "expiration", "expiration date", "exp", "exp date", "valid thru", "valid through",
+    "good thru", "good through", "expiring", "expiry date", "runs out",
+])
+_labels(CARD_CVV, [
+    "security code", "cvv", "cvc", "cvv2", "csc", "cid", "card code", "verification code", "card verification",
+    "code on the back", "digits on the back", "back of the card", "three digit code", "3 digit code",
+    "four digit code", "4 digit code", "three digits", "3 digits",
+])
+_labels(DATE_OF_BIRTH, [
+    "date of birth", "birth date", "birthdate", "birthday", "born", "dob", "d o b", "born on", "born in",
+])
+_labels(NEGATIVE, [
+    "order", "order number", "ticket", "ticket number", "confirmation", "confirmation number", "reference",
+    "reference number", "ref", "tracking", "tracking number", "invoice", "case", "case number", "booking",
+    "transaction", "zip", "zip code", "postal code", "extension", "ext", "flight", "room", "claim", "claim number",
+    "serial", "model", "item", "sku", "receipt", "amount", "dollars", "bucks", "cents", "balance", "pay", "paid",
+    "payment of", "minutes", "hours", "days", "years old", "o'clock", "am", "pm", "percent", "apartment", "suite",
+    "street", "avenue", "floor", "page", "version", "tv",
+])
+
+_LABEL_RE = re.compile(
+    r"(?<![\w])(?:" + "|".join(re.escape(p) for p in sorted(LABELS, key=len, reverse=True)) + r")(?![\w])",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W_]+")
+# "the social on the account": a label after one of these qualifies the noun before it
+_QUALIFIER = re.compile(r"(?:\b(?:on|for|of|in)\s+(?:the|my|your|this|that|our)\s+)$", re.IGNORECASE)
+
+# Entity types that are only reported when their own label is the nearest one.
+REQUIRES_LABEL = frozenset({US_BANK_NUMBER, ABA_ROUTING_NUMBER, MEMBER_ID, CARD_EXPIRY, CARD_CVV, DATE_OF_BIRTH})
+# Entity types a negative label ("order number", "ticket") suppresses.
+NEGATABLE = frozenset({PHONE_NUMBER, US_SSN, US_BANK_NUMBER, ABA_ROUTING_NUMBER, MEMBER_ID, CARD_CVV, CREDIT_CARD})
+# How many words may stand between a label and the value it names.
+WINDOW_BEFORE = {CARD_CVV: 8, CARD_EXPIRY: 8, DATE_OF_BIRTH: 8}
+DEFAULT_WINDOW_BEFORE = 10
+WINDOW_AFTER = 4
+
+
+@dataclass(slots=True)
+class _TextIndex:
+    text: str
+    word_starts: list[int]
+    labels: list[tuple[int, int, str]]  # (start, end, entity)
+
+
+_index_cache: list[_TextIndex] = []
+
+
+def text_index(text: str) -> _TextIndex:
+    """Word positions and label occurrences of ``text`` (the last text is cached)."""
+    if _index_cache and _index_cache[0].text is text:
+        return _index_cache[0]
+    idx = _TextIndex(
+        text,
+        [m.start() for m in _WORD.finditer(text)],
+        [
+            (m.start(), m.end(), LABELS[m.group().lower()])
+            for m in _LABEL_RE.finditer(text)
+            if not _QUALIFIER.search(text, max(0, m.start() - 16), m.start())
+        ],
+    )
+    _index_cache[:] = [idx]
+    return idx
+
+
+def nearest_label(text: str, start: int, end: int, entity: str) -> tuple[str | None, int]:
+    """The label bound to span ``[start, end)``: the nearest one before it (within the
+    window), else the nearest one shortly after it.  Returns (entity type or None, distance in words)."""
+    idx = text_index(text)
+    ws = idx.word_starts
+    window = WINDOW_BEFORE.get(entity, DEFAULT_WINDOW_BEFORE)
+    best: tuple[str | None, int] = (None, 1 << 30)
+    for ls, le, ent in reversed(idx.labels):
+        if le <= start:
+            dist = bisect.bisect_left(ws, start) - bisect.bisect_left(ws, le)
+            if dist <= window:
+                best = (ent, dist)
+            break
+    if best[0] is not None:
+        return best
+    for ls, le, ent in idx.labels:
+        if ls >= end:
+            dist = bisect.bisect_left(ws, ls) - bisect.bisect_left(ws, end)
+            if dist <= WINDOW_AFTER and ent not in (CARD_EXPIRY, CARD_CVV, DATE_OF_BIRTH, NEGATIVE):
+                return ent, dist
+            break
+    return None, -1
+
+
+class LabelContextEnhancer(ContextAwareEnhancer):
+    """Score every candidate from the nearest label in the text itself (no NLP model needed)."""
+
+    def __init__(self, boost: float = 0.35, floor_with_label: float = 0.65) -> None:
+        super().__init__(
+            context_similarity_factor=boost,
+            min_score_with_context_similarity=floor_with_label,
+            context_prefix_count=DEFAULT_WINDOW_BEFORE,
+            context_suffix_count=WINDOW_AFTER,
+        )
+
+    def enhance_using_context(
+        self,
+        text: str,
+        raw_results: list[RecognizerResult],
+        nlp_artifacts: NlpArtifacts,
+        recognizers: list[EntityRecognizer],
+        context: list[str] | None = None,
+    ) -> list[RecognizerResult]:
+        out = []
+        for r in raw_results:
+            label, _dist = nearest_label(text, r.start, r.end, r.entity_type)
+            strong = bool((r.recognition_metadata or {}).get("strong"))
+            if label == r.entity_type:
+                r.score = min(1.0, max(r.score + self.context_similarity_factor, self.min_score_with_context_similarity))
+            elif r.entity_type in REQUIRES_LABEL:
+                r.score = 0.0
+            elif label == NEGATIVE and r.entity_type in NEGATABLE and not strong:
+                r.score = 0.0
+            elif label is not None and r.entity_type in (US_SSN, PHONE_NUMBER) and not strong:
+                # bound to another type's label ("account number is 212 555 0132"): leave it to that type
+                r.score = min(r.score, 0.3)
+            out.append(r)
+        return out
+
+
+# ---------------------------------------------------------------------------- checksums
+def luhn_ok(d: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(d)):
+        v = ord(ch) - 48
+        if i % 2:
+            v *= 2
+            if v > 9:
+                v -= 9
+        total += v
+    return total % 10 == 0
+
+
+def card_brand_ok(d: str) -> bool:
+    """Known issuer prefix and length (Visa, Mastercard, Amex, Discover, Diners, JCB, UnionPay)."""
+    n = len(d)
+    p2, p4 = int(d[:2]), int(d[:4])
+    if d[0] == "4":
+        return n in (13, 16, 19)
+    if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:
+        return n == 16
+    if p2 in (34, 37):
+        return n == 15
+    if d.startswith("6011") or p2 == 65 or 644 <= int(d[:3]) <= 649:
+        return n in (16, 19)
+    if p2 in (36, 38, 39) or 300 <= int(d[:3]) <= 305:
+        return n in (14, 16)
+    if 3528 <= p4 <= 3589:
+        return n in (16, 19)
+    if p2 == 62:
+        return 16 <= n <= 19
+    return False
+
+
+def ssn_ok(d: str) -> bool:
+    if len(d) != 9 or len(set(d)) == 1:
+        return False
+    area, group, serial = d[:3], d[3:5], d[5:]
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return False
+    return d not in ("123456789", "987654320", "078051120")
+
+
+def aba_ok(d: str) -> bool:
+    if len(d) != 9 or d[0] not in "0123678" or d == "000000000":
+        return False
+    w = (3, 7, 1) * 3
+    return sum(int(c) * k for c, k in zip(d, w)) % 10 == 0
+
+
+def nanp_shape(d: str) -> bool:
+    if len(d) == 11 and d[0] == "1":
+        d = d[1:]
+    return len(d) == 10 and d[0] in "23456789" and d[3] in "23456789"
+
+
+def phone_valid(d: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(d, "US"))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+# ---------------------------------------------------------------------------- recognizers
+_RUN = re.compile(r"(?<![\w+])(\+?\d+(?:(?:[ \t]*[,.\-][ \t]*|[ \t]+)\d+)*)(?![\w])")
+_GROUP = re.compile(r"\d+")
+
+
+class DigitRunRecognizer(LocalRecognizer):
+    """Digit runs in any grouping -> every entity type their length and checksums allow."""
+
+    ENTITIES = [CREDIT_CARD, US_SSN, PHONE_NUMBER, US_BANK_NUMBER, ABA_ROUTING_NUMBER, MEMBER_ID]
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=list(self.ENTITIES), name="DigitRunRecognizer", supported_language="en")
+
+    def load(self) -> None:
+        pass
+
+    def _result(self, entity: str, start: int, end: int, score: float, strong: bool = False) -> RecognizerResult:
+        return RecognizerResult(
+            entity, start, end, score,
+            recognition_metadata={
+                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                "strong": strong,
+            },
+        )
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
+        out: list[RecognizerResult] = []
+        want = set(entities or self.ENTITIES)
+        for m in _RUN.finditer(text):
+            groups = [(g.start(), g.end()) for g in _GROUP.finditer(m.group())]
+            base = m.start()
+            digits = "".join(text[base + s : base + e] for s, e in groups)
+            n = len(digits)
+            if n < 6:
+                continue
+            self._classify(text, base, groups, digits, want, out)
+            if n > 19 and CREDIT_CARD in want:
+                # a card run followed or preceded by other digits: try group-aligned windows
+                for i in range(len(groups)):
+                    acc = ""
+                    for j in range(i, len(groups)):
+                        acc += text[base + groups[j][0] : base + groups[j][1]]
+                        if len(acc) > 19:
+                            break
+                        if len(acc) >= 13 and (i, j) != (0, len(groups) - 1) and luhn_ok(acc) and card_brand_ok(acc):
+                            out.append(self._result(CREDIT_CARD, base + groups[i][0], base + groups[j][1], 0.85, True))
+        return out
+
+    def _classify(self, text: str, base: int, groups: list[tuple[int, int]], d: str, want: set[str], out: list) -> None:
+        n = len(d)
+        s, e = base + groups[0][0], base + groups[-1][1]
+        if text[s - 1 : s] == "+" and s > 0:
+            s -= 1
+        if CREDIT_CARD in want and 13 <= n <= 19 and luhn_ok(d):
+            brand = card_brand_ok(d)
+            out.append(self._result(CREDIT_CARD, s, e, 0.9 if brand else 0.4, strong=brand))
+        if US_SSN in want and n == 9 and ssn_ok(d):
+            shape = [b - a for a, b in groups]
+            out.append(self._result(US_SSN, s, e, 0.5 if shape == [3, 2, 4] else 0.1))
+        if ABA_ROUTING_NUMBER in want and n == 9 and aba_ok(d):
+            out.append(self._result(ABA_ROUTING_NUMBER, s, e, 0.4))
+        if PHONE_NUMBER in want and 10 <= n <= 15:
+            plus = text[s : s + 1] == "+"
+            if plus:
+                try:
+                    ok = phonenumbers.is_valid_number(phonenumbers.parse("+" + d, None))
+                except phonenumbers.NumberParseException:
+                    ok = False
+                if ok:
+                    out.append(self._result(PHONE_NUMBER, s, e, 0.5))
+            elif nanp_shape(d):
+                out.append(self._result(PHONE_NUMBER, s, e, 0.45 if phone_valid(d) else 0.2))
+        if US_BANK_NUMBER in want and 6 <= n <= 17:
+            out.append(self._result(US_BANK_NUMBER, s, e, 0.2))
+        if MEMBER_ID in want and 6 <= n <= 15:
+            out.append(self._result(MEMBER_ID, s, e, 0.2))
+
+
+class _LabelledPattern(PatternRecognizer):
+    """A pattern recognizer whose matches need their label (see LabelContextEnhancer)."""
+
+    ENTITY = ""
+    PATTERNS: list[Pattern] = []
+
+    def __init__(self) -> None:
+        super().__init__(supported_entity=self.ENTITY, patterns=list(self.PATTERNS), name=type(self).__name__, supported_language="en")
+
+
+_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_ORD = (
+    r"(?:(?:[23]0 )?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|tenth|eleventh|twelfth|thirteenth|"
+    r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth|\d{1,2}(?:st|nd|rd|th)?)"
+)
+
+
+class CardExpiryRecognizer(_LabelledPattern):
+    ENTITY = CARD_EXPIRY
+    PATTERNS = [
+        Pattern("expiry mm/yy", r"(?<![\w/])(?:0?[1-9]|1[0-2])\s?[/\-. ]?\s?(?:20)?\d{2}(?![\w/])", 0.3),
+        Pattern("expiry month year", rf"\b{_MONTH}\s+(?:of\s+)?(?:20)?\d{{2}}\b", 0.3),
+    ]
+
+
+class CardSecurityCodeRecognizer(_LabelledPattern):
+    ENTITY = CARD_CVV
+    PATTERNS = [Pattern("cvv", r"(?<![\w])\d{3,4}(?![\w])", 0.3)]
+
+
+class DateOfBirthRecognizer(_LabelledPattern):
+    ENTITY = DATE_OF_BIRTH
+    PATTERNS = [
+        Pattern("dob numeric", r"(?<![\w/])\d{1,2}\s?[/\-. ]\s?\d{1,2}\s?[/\-. ]\s?(?:\d{4}|\d{2})(?![\w/])", 0.3),
+        Pattern("dob iso", r"\b(?:19|20)\d{2}-\d{1,2}-\d{1,2}\b", 0.3),
+        Pattern("dob run", r"(?<![\w])\d{5,8}(?![\w])", 0.2),
+        Pattern("dob month first", rf"\b{_MONTH}\s+(?:the\s+)?{_ORD},?\s+(?:of\s+)?(?:(?:19|20)\d{{2}}|\d{{2}})\b", 0.3),
+        Pattern("dob day first", rf"\b(?:the\s+)?{_ORD}\s+(?:of\s+)?{_MONTH},?\s+(?:(?:19|20)\d{{2}}|\d{{2}})\b", 0.3),
+        Pattern("dob month year", rf"\b{_MONTH}\s+(?:of\s+)?(?:19|20)\d{{2}}\b", 0.25),
+    ]
+
+
+class MemberIdRecognizer(_LabelledPattern):
+    ENTITY = MEMBER_ID
+    PATTERNS = [Pattern("alnum id", r"\b(?=[A-Za-z0-9-]*\d)[A-Za-z]{1,4}-?\d{5,12}[A-Za-z]?\b", 0.3)]
