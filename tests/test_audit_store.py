@@ -239,6 +239,8 @@ async def test_append_only_guard(db_url: str, tmp_path: Any) -> None:
 
 
 # ---------------------------------------------------------------------------- PII
+SPOKEN_CARD = "four one one one one one one one one one one one one one one one"
+
 async def test_no_raw_identifier_anywhere(db_url: str, tmp_path: Any) -> None:
     """Planted identifiers go in through the normal path; a full dump of the database has none of them."""
     recs = [
@@ -248,6 +250,7 @@ async def test_no_raw_identifier_anywhere(db_url: str, tmp_path: Any) -> None:
         ToolCallRecord("call_P", "tc", "lookup", json.dumps({"phone": PHONE, "account": ACCOUNT}), 700.0),
         ToolResultRecord("call_P", "tc", f"found {ACCOUNT}", 800.0, extra={"email": EMAIL}),
         DisclosureRecord("call_P", "kyc", f"We will call you back on {PHONE}", 900.0),
+        TurnRecord("call_P", 2, "user", "i2", f"my card is {SPOKEN_CARD}", "completed", 950, 990),
         CallEnded("call_P", 1000.0, "completed"),
     ]
     await record(db_url, recs, tmp_path)
@@ -264,8 +267,9 @@ async def test_no_raw_identifier_anywhere(db_url: str, tmp_path: Any) -> None:
         for p in tmp_path.glob("audit.db*"):
             dump.write(p.read_bytes().decode("latin-1"))
     blob = dump.getvalue()
-    assert "call_P" in blob and "[NUMBER]" in blob and "[EMAIL]" in blob
-    for planted in (PHONE, "4155550199", "415-555-0199", "555 0199", ACCOUNT, "99887766", EMAIL):
+    assert "call_P" in blob and "<PHONE_NUMBER>" in blob and "<EMAIL_ADDRESS>" in blob
+    assert "<CREDIT_CARD>" in blob  # the spoken card number went through the PII gate
+    for planted in (PHONE, "4155550199", "415-555-0199", "555 0199", ACCOUNT, "99887766", EMAIL, SPOKEN_CARD, "4111111111111111"):
         assert planted not in blob, planted
 
 

@@ -44,7 +44,7 @@ def _text(value: str | None, redacted: bool) -> str | None:
 
 
 def _how(redacted: bool) -> str:
-    return "caller" if redacted else "fallback"
+    return "caller" if redacted else "pii_gate"
 
 
 def record_to_row(record: AuditRecord, pseudonym: Pseudonymizer) -> tuple[str, Row]:

@@ -79,7 +79,7 @@ class Turn(Base):
     ended_ms: Mapped[float] = mapped_column(Double)
     audio_ms: Mapped[float] = mapped_column(Double)
     text: Mapped[str | None] = mapped_column(Text)
-    redaction: Mapped[str] = mapped_column(Text)  # caller | fallback
+    redaction: Mapped[str] = mapped_column(Text)  # caller (redacted before the store) | pii_gate (redacted by the writer)
 
     __table_args__ = (Index(None, "call_id", "seq", unique=True),)
 

@@ -6,8 +6,8 @@ record replayed from a spool lands once.  Times are milliseconds since the call
 started (``at_ms``), except ``CallStarted.started_at`` which is wall-clock epoch
 seconds.  Text fields are passed as given; the PII gate redacts before they
 reach the store, and ``redacted`` says whether that has happened.  The store
-never keeps text that is not marked redacted as given: it applies a conservative
-fallback scrub (long digit runs, e-mail addresses) and records that it did.
+never keeps text that is not marked redacted as given: the writer redacts it with
+the PII gate (off the audio path) and records that it did.
 
 Every record has a deterministic ``record_id``; the store uses it as the primary
 key, so a record written twice (spool replay) lands once.

@@ -2,7 +2,7 @@
 
 ``enqueue`` appends to an in-memory deque and returns (no lock held across I/O,
 no await, no database).  A dedicated thread drains the deque: it turns records
-into rows (pseudonyms, fallback redaction), and appends them to the hash chain
+into rows (pseudonyms, PII-gate redaction of unredacted text), and appends them to the hash chain
 in batches, one transaction per batch.  A batch is written when ``batch_size``
 records are waiting, when ``flush_interval_s`` has passed, when a call ends
 (``CallEnded``), on ``flush()`` and on ``close()``.
