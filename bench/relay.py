@@ -92,15 +92,26 @@ def _chunks(data: bytes, n: int) -> list[bytes]:
 
 
 async def main(rounds: int) -> None:
+    import tempfile
+
+    from hybrid_agent.audit.store import upgrade
+
+    tmp = tempfile.TemporaryDirectory()
+    db = f"sqlite:///{tmp.name}/relay_audit.db"
+    upgrade(db)  # the bridge records every turn to a real audit database, as in production
     async with RealtimeSimulator(SCENARIO) as sim:
         direct_client = AsyncOpenAI(api_key="x", base_url=sim.base_url)
         direct = await measure(direct_client, rounds)
         await direct_client.close()
-        settings = Settings(upstream=sim.ws_url, host="127.0.0.1", port=0, bridge_tokens=[SecretStr(TOKEN)], openai_api_key=SecretStr("x"))
+        settings = Settings(
+            upstream=sim.ws_url, host="127.0.0.1", port=0, bridge_tokens=[SecretStr(TOKEN)], openai_api_key=SecretStr("x"),
+            database_url=db, pseudonym_key=SecretStr("relay-bench-pseudonym-key"),
+        )
         async with BridgeServer(settings) as bridge:
             bridged_client = AsyncOpenAI(api_key=TOKEN, websocket_base_url=bridge.ws_base_url)
             bridged = await measure(bridged_client, rounds)
             await bridged_client.close()
+    tmp.cleanup()
     print(f"{'metric':<26}{'direct':>12}{'via bridge':>12}{'ratio':>8}")
     for key in direct:
         ratio = bridged[key] / direct[key] if direct[key] else float("nan")

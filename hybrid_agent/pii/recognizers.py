@@ -148,7 +148,7 @@ def nearest_label(text: str, start: int, end: int, entity: str) -> tuple[str | N
     ws = idx.word_starts
     window = WINDOW_BEFORE.get(entity, DEFAULT_WINDOW_BEFORE)
     best: tuple[str | None, int] = (None, 1 << 30)
-    for ls, le, ent in reversed(idx.labels):
+    for _ls, le, ent in reversed(idx.labels):
         if le <= start:
             dist = bisect.bisect_left(ws, start) - bisect.bisect_left(ws, le)
             if dist <= window:
@@ -156,7 +156,7 @@ def nearest_label(text: str, start: int, end: int, entity: str) -> tuple[str | N
             break
     if best[0] is not None:
         return best
-    for ls, le, ent in idx.labels:
+    for ls, _le, ent in idx.labels:
         if ls >= end:
             dist = bisect.bisect_left(ws, ls) - bisect.bisect_left(ws, end)
             if dist <= WINDOW_AFTER and ent not in (CARD_EXPIRY, CARD_CVV, DATE_OF_BIRTH, NEGATIVE):

@@ -101,7 +101,6 @@ def _check_condition(r: CompiledRule, m: PackManifest, history_turns: int) -> li
     from hybrid_agent.policy.context import build_cel_context
 
     issues: list[Issue] = []
-    src = r.rule.condition or ""
     where = r.file
     line = r.line
 

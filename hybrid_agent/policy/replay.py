@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from hybrid_agent.audit.records import (
@@ -275,23 +273,18 @@ def print_report(report: ReplayReport, out: TextIO, *, show_all: bool = False) -
 
 # ------------------------------------------------------------------------------------------ input: the audit database
 def parse_since(value: str) -> float:
-    """``7d``/``12h``/``30m``/``90s`` ago, an ISO date or date-time (UTC if naive), or epoch seconds."""
-    v = value.strip()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", v)
-    if m:
-        n = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
-        return time.time() - n
+    """``7d``/``12h``/``30m``/``90s`` ago, an ISO date or date-time (UTC if naive), or epoch seconds.
+
+    The same parser as the ``audit`` commands' ``--since``, so both accept the same forms.
+    """
+    import argparse
+
+    from hybrid_agent.audit.cli import parse_time
+
     try:
-        return float(v)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"cannot parse {value!r} (use 7d, 12h, 2025-06-01, 2025-06-01T12:00:00Z or epoch seconds)") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+        return parse_time(value)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def calls_from_show(shown: dict[str, Any]) -> RecordedCall:
