@@ -239,3 +239,39 @@ def test_serve_refuses_to_start_without_tokens() -> None:
     env = {k: v for k, v in os.environ.items() if k != "HYBRID_AGENT_BRIDGE_TOKENS"}
     run = subprocess.run([sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0"], env=env, capture_output=True, text=True, timeout=30)
     assert run.returncode == 2 and "HYBRID_AGENT_BRIDGE_TOKENS" in run.stderr
+
+
+async def test_frame_beyond_hard_limit_is_refused_by_the_engine() -> None:
+    """Above the soft limit a frame gets an error event; above the hard limit the engine closes with 1009."""
+    from hybrid_agent.server.runner import HARD_FRAME_LIMIT
+
+    async with BridgeServer(bridge_settings(), audit=MemoryAuditSink()) as bridge:
+        async with ws_connect(
+            f"{bridge.ws_base_url}/realtime?model=m", additional_headers={"Authorization": f"Bearer {TOKEN}"}, max_size=None
+        ) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.send("x" * (HARD_FRAME_LIMIT + 1))  # the refusal may arrive while still sending
+                await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+async def test_concurrent_calls_are_independent() -> None:
+    audit = MemoryAuditSink()
+    async with BridgeServer(bridge_settings(sim_scenario=shipped_scenarios()["banking"]), audit=audit) as bridge:
+
+        async def one_call() -> list[dict]:
+            client = AsyncOpenAI(api_key=TOKEN, websocket_base_url=bridge.ws_base_url)
+            async with client.realtime.connect(model="gpt-realtime") as conn:
+                turns = caller_turns(load_scenario(shipped_scenarios()["banking"]))[:2]
+                log = await ScriptedCaller(conn, turns, tools=DEMO_TOOLS, playback_rate=3.0).run()
+            await client.close()
+            return log.events
+
+        logs = await asyncio.gather(*(one_call() for _ in range(3)))
+        await asyncio.sleep(0.1)
+    for events in logs:  # each call walked the scenario from its start
+        users = [e["transcript"] for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"]
+        assert users == [t.user for t in load_scenario(shipped_scenarios()["banking"]).turns[:2]]
+    calls = {r.call_id for r in audit.records if isinstance(r, CallEnded)}
+    assert len(calls) == 3
