@@ -105,7 +105,7 @@ async def main(rounds: int) -> None:
         await direct_client.close()
         settings = Settings(
             upstream=sim.ws_url, host="127.0.0.1", port=0, bridge_tokens=[SecretStr(TOKEN)], openai_api_key=SecretStr("x"),
-            database_url=db, pseudonym_key=SecretStr("relay-bench-pseudonym-key"),
+            database_url=db, pseudonym_key=SecretStr("relay-bench-pseudonym-key"), audit_spool=f"{tmp.name}/relay.spool",
         )
         async with BridgeServer(settings) as bridge:
             bridged_client = AsyncOpenAI(api_key=TOKEN, websocket_base_url=bridge.ws_base_url)

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL,
         validation_alias=AliasChoices("HYBRID_AGENT_DATABASE_URL", "database_url", "db"),
     )
+    audit_spool: Path = Field(
+        default=Path("hybrid_agent_audit.spool"),
+        description="Local file audit records go to while the database is down (one per process).",
+    )
     pseudonym_key: SecretStr | None = Field(
         default=None,
         description="HMAC key for caller pseudonyms (HYBRID_AGENT_PSEUDONYM_KEY); keep it secret and stable.",

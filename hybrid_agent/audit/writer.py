@@ -39,6 +39,7 @@ from hybrid_agent.audit.privacy import Pseudonymizer
 from hybrid_agent.audit.records import AuditRecord, CallEnded
 from hybrid_agent.audit.spool import Item, Spool
 from hybrid_agent.audit.store import (
+    AuditStoreError,
     DatabaseUnavailable,
     check_schema,
     connect,
@@ -101,6 +102,7 @@ class AuditWriter:
         self._db_down = False
         self._schema_checked = False
         self._next_retry = 0.0
+        self._spool_lock_file: Any = None
 
     # ------------------------------------------------------------------ the call path
     def enqueue(self, record: AuditRecord) -> None:
@@ -134,6 +136,7 @@ class AuditWriter:
     def start_sync(self) -> None:
         if self._thread is not None:
             return
+        self._lock_spool()
         self._engine = make_engine(self.database_url, writer=True)
         try:
             self._ensure_schema()
@@ -177,6 +180,26 @@ class AuditWriter:
         self._closed = True
         if self._engine is not None:
             self._engine.dispose()
+        if self._spool_lock_file is not None:
+            self._spool_lock_file.close()  # releases the flock
+            self._spool_lock_file = None
+
+    def _lock_spool(self) -> None:
+        """One spool belongs to one writer: a second process on the same file would interleave lines."""
+        import fcntl
+
+        path = Path(str(self.spool.path) + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a")  # noqa: SIM115 - held open for the writer's lifetime
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise AuditStoreError(
+                f"audit spool {self.spool.path} is in use by another writer; "
+                "give each bridge process its own HYBRID_AGENT_AUDIT_SPOOL"
+            ) from None
+        self._spool_lock_file = f
 
     async def __aenter__(self) -> AuditWriter:
         await self.start()
@@ -311,4 +334,5 @@ class AuditWriter:
 def make_writer(settings: Any, **kwargs: Any) -> AuditWriter:
     """An ``AuditWriter`` for the given :class:`~hybrid_agent.settings.Settings`."""
     key = settings.pseudonym_key.get_secret_value() if getattr(settings, "pseudonym_key", None) else None
+    kwargs.setdefault("spool_path", getattr(settings, "audit_spool", None))
     return AuditWriter(settings.database_url, pseudonym_key=key, **kwargs)
