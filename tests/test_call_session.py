@@ -79,6 +79,7 @@ def test_input_format_follows_session_updated() -> None:
     ("frame", "code"),
     [
         ("{not json", "invalid_json"),
+        ("[" * 100_000, "invalid_json"),  # nesting that would overflow the parser's recursion
         (json.dumps({"type": "no.such.event"}), "unknown_event_type"),
         (json.dumps({"no_type": 1}), "invalid_event"),
         (json.dumps([1, 2]), "invalid_event"),

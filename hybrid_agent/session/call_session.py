@@ -112,8 +112,10 @@ class CallSession:
             ]
         try:
             event = json.loads(data)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             return [self._client_error(f"Invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno}).", "invalid_json")]
+        except RecursionError:
+            return [self._client_error("Invalid JSON: nested too deeply.", "invalid_json")]
         return self.feed_client(event, now_ms, raw=data)
 
     def feed_client(self, event: Any, now_ms: float, raw: str | None = None) -> list[Action]:
@@ -168,7 +170,7 @@ class CallSession:
         """A raw message from the model.  Unknown event types are relayed (forward compatible)."""
         try:
             event = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return [SendClient(error_event("Upstream sent a malformed event; dropped.", code="upstream_malformed", error_type="server_error"))]
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             return [SendClient(error_event("Upstream sent an event without a type; dropped.", code="upstream_malformed", error_type="server_error"))]

@@ -286,7 +286,7 @@ class SimSession:
             return
         try:
             event = json.loads(message)
-        except ValueError:
+        except (ValueError, RecursionError):
             await self.error("We could not parse the JSON body of your request.", code="invalid_json")
             return
         event_id = event.get("event_id") if isinstance(event, dict) and isinstance(event.get("event_id"), str) else None
@@ -859,5 +859,5 @@ def _item_text(item: dict[str, Any]) -> str:
 def _parse_output(output: str) -> Any:
     try:
         return json.loads(output)
-    except ValueError:
+    except (ValueError, RecursionError):
         return output
