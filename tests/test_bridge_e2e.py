@@ -275,3 +275,22 @@ async def test_concurrent_calls_are_independent() -> None:
         assert users == [t.user for t in load_scenario(shipped_scenarios()["banking"]).turns[:2]]
     calls = {r.call_id for r in audit.records if isinstance(r, CallEnded)}
     assert len(calls) == 3
+
+
+async def test_a_failing_bridge_component_ends_the_call_cleanly() -> None:
+    """A bug in an adapter (here: an audit sink that raises) closes the call with an error, not a hang."""
+
+    class BrokenSink:
+        def enqueue(self, record: object) -> None:
+            if isinstance(record, TurnRecord):
+                raise RuntimeError("sink exploded")
+
+    async with BridgeServer(bridge_settings(), audit=BrokenSink()) as bridge:  # type: ignore[arg-type]
+        async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+            await ws.send(json.dumps({"type": "response.create"}))  # the default scenario answers; its turn record fails
+            received = []
+            with pytest.raises(websockets.ConnectionClosedError) as closed:
+                while True:
+                    received.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+            assert received[-1]["type"] == "error" and received[-1]["error"]["code"] == "bridge_error"

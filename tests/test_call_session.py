@@ -197,3 +197,13 @@ def test_unknown_upstream_event_is_relayed() -> None:
     s = make_session()
     raw = json.dumps({"type": "some.future.event", "event_id": "e"})
     assert s.receive_upstream_frame(raw, 1) == [SendClient({"type": "some.future.event", "event_id": "e"}, raw)]
+
+
+def test_abort_tells_the_caller_and_records_an_error_outcome() -> None:
+    s = make_session()
+    actions = s.abort(50.0, "RuntimeError")
+    assert client_errors(actions)[0]["code"] == "bridge_error"
+    assert any(isinstance(a, CloseClient) and a.code == 1011 for a in actions)
+    assert any(isinstance(a, CloseUpstream) for a in actions)
+    assert audits(actions)[-1].outcome == "error"
+    assert s.abort(60.0, "again") == []

@@ -85,6 +85,11 @@ class CallSession:
         err = error_event(f"Upstream model connection closed{detail}", code="upstream_closed", error_type="server_error")
         return self._end(now_ms, "upstream_closed", [SendClient(err), CloseClient(1000, "upstream closed")])
 
+    def abort(self, now_ms: float, reason: str) -> list[Action]:
+        """The bridge itself failed mid-call: tell the caller, close both sides, record the call as errored."""
+        err = error_event(f"The bridge failed: {reason}", code="bridge_error", error_type="server_error")
+        return self._end(now_ms, "error", [SendClient(err), CloseClient(1011, "bridge error"), CloseUpstream(1011, "bridge error")])
+
     def _end(self, now_ms: float, outcome: str, actions: list[Action]) -> list[Action]:
         if self.closed:
             return []

@@ -120,11 +120,19 @@ class CallRunner:
         finally:
             for task in [*tasks, *self._timers]:
                 task.cancel()
+            failure: BaseException | None = None
             for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
+                try:
                     await task
-            if not self.session.closed:  # a pump failed unexpectedly: end the call cleanly
-                await self.execute(self.session.upstream_closed(_now_ms(), "bridge error"))
+                except asyncio.CancelledError:
+                    pass
+                except Exception as exc:  # a pump failed: log it, then end the call cleanly
+                    log.exception("call %s: %s failed", self.session.call_id, task.get_coro().__name__)
+                    failure = failure or exc
+            if not self.session.closed:
+                reason = type(failure).__name__ if failure else "pump ended"
+                with contextlib.suppress(Exception):
+                    await self.execute(self.session.abort(_now_ms(), reason))
             if self.upstream_open:
                 self.upstream_open = False
                 with contextlib.suppress(Exception):

@@ -188,7 +188,7 @@ MARK = re.compile(r"\[\[([A-Z_]+)\|(.+?)\]\]")
 
 
 def add(form: str, marked: str, kind: str) -> None:
-    text, ents, pos, last = [], [], 0, 0
+    ents, last = [], 0
     out = ""
     for m in MARK.finditer(marked):
         out += marked[last:m.start()]
