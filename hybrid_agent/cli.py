@@ -14,7 +14,8 @@ from hybrid_agent.settings import Settings, load_settings
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:
-    fields = {name: getattr(args, name, None) for name in ("host", "port", "upstream", "model", "sim_scenario")}
+    names = ("host", "port", "upstream", "model", "sim_scenario", "policy_pack", "gate_mode")
+    fields = {name: getattr(args, name, None) for name in names}
     if getattr(args, "db", None) is not None:
         fields["database_url"] = args.db
     fields.update(extra)
@@ -25,8 +26,16 @@ def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", metavar="URL", help="audit database (SQLAlchemy URL); env HYBRID_AGENT_DATABASE_URL")
 
 
+def _add_gate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", dest="policy_pack", metavar="PACK", help="policy pack folder; env HYBRID_AGENT_POLICY_PACK")
+    p.add_argument(
+        "--gate", dest="gate_mode", choices=("off", "observe", "monitor", "hold"),
+        help="gate mode with --policy (default observe: decide and record, never block); env HYBRID_AGENT_GATE_MODE",
+    )
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from hybrid_agent.server.runner import BridgeServer
+    from hybrid_agent.server.runner import BridgeServer, GateUnavailable
 
     settings = _settings(args)
     if not settings.bridge_tokens:
@@ -36,7 +45,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         server = BridgeServer(settings)
-    except AuditStoreError as exc:
+    except (AuditStoreError, GateUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -92,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upstream", help="openai | azure | sim | ws(s)://URL")
     p.add_argument("--model")
     p.add_argument("--sim-scenario", dest="sim_scenario", help="scenario file for --upstream sim")
+    _add_gate(p)
     _add_db(p)
     p.set_defaults(func=_cmd_serve)
 
@@ -103,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="a scripted call through the bridge and the simulator (no keys, no network)")
     p.add_argument("--scenario", help="scenario YAML or shipped name (default: banking and barge_in)")
+    _add_gate(p)
     _add_db(p)
     p.set_defaults(func=_cmd_demo)
 

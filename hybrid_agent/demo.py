@@ -30,12 +30,19 @@ DEMO_ACCOUNTS = {"checking": {"balance": "1,234.56", "currency": "dollars"}, "sa
 
 
 def demo_get_balance(args: dict[str, Any]) -> dict[str, Any]:
-    """The demo bank's balance tool (the bridge runs tools itself once the tools issue lands)."""
-    account = str(args.get("account", "checking"))
+    """The demo bank's balance tool (the caller runs tools until the bridge runs them itself)."""
+    account = str(args.get("account_id") or args.get("account") or "checking")
     return {"account": account, **DEMO_ACCOUNTS.get(account, {"balance": "0.00", "currency": "dollars"})}
 
 
-DEMO_TOOLS = {"get_balance": demo_get_balance}
+def demo_verify_identity(args: dict[str, Any]) -> dict[str, Any]:
+    """Any customer number with a date of birth passes basic verification in the demo bank."""
+    ok = bool(args.get("customer_id")) and bool(args.get("date_of_birth"))
+    return {"verified": ok, "verification_level": "basic" if ok else "none"}
+
+
+DEMO_TOOLS = {"verify_identity": demo_verify_identity, "get_balance": demo_get_balance}
+DEMO_POLICY_PACK = Path(__file__).resolve().parents[1] / "policies" / "retail-banking"
 
 
 def caller_turns(scenario: Scenario) -> list[CallerTurn]:
@@ -55,9 +62,12 @@ async def run_call(
     """One scripted call through a fresh bridge recording to ``audit``."""
     scenario = load_scenario(scenario_path)
     token = secrets.token_urlsafe(24)
-    bridge_settings = settings.model_copy(
-        update={"upstream": "sim", "sim_scenario": scenario_path, "host": "127.0.0.1", "port": 0, "bridge_tokens": [SecretStr(token)]}
-    )
+    update: dict[str, Any] = {
+        "upstream": "sim", "sim_scenario": scenario_path, "host": "127.0.0.1", "port": 0, "bridge_tokens": [SecretStr(token)],
+    }
+    if settings.policy_pack is None and DEMO_POLICY_PACK.is_dir():
+        update["policy_pack"] = DEMO_POLICY_PACK  # decide and record every turn with the banking pack
+    bridge_settings = settings.model_copy(update=update)
     async with BridgeServer(bridge_settings, audit=audit) as bridge:
         client = AsyncOpenAI(api_key=token, websocket_base_url=bridge.ws_base_url)
         async with client.realtime.connect(model=settings.model) as conn:

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     azure_api_version: str = "2025-08-28"
     sim_scenario: Path | None = Field(default=None, description="Scenario for --upstream sim (default scenario if unset).")
 
+    # policy gate
+    policy_pack: Path | None = Field(default=None, description="Policy pack folder the bridge decides every call with.")
+    gate_mode: str = Field(default="observe", description="off | observe (record decisions) | monitor | hold")
+
     # audit
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
@@ -57,6 +61,13 @@ class Settings(BaseSettings):
     def _split_tokens(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("gate_mode")
+    @classmethod
+    def _check_gate_mode(cls, value: str) -> str:
+        if value not in ("off", "observe", "monitor", "hold"):
+            raise ValueError("must be off, observe, monitor or hold")
         return value
 
     @field_validator("upstream")

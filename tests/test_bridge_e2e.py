@@ -17,7 +17,16 @@ from openai import AsyncOpenAI
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from hybrid_agent.audit.records import CallEnded, ToolCallRecord, ToolResultRecord, TurnInterrupted, TurnRecord
+from hybrid_agent.audit.records import (
+    CallEnded,
+    CallStarted,
+    DisclosureRecord,
+    PolicyDecisionRecord,
+    ToolCallRecord,
+    ToolResultRecord,
+    TurnInterrupted,
+    TurnRecord,
+)
 from hybrid_agent.audit.sink import MemoryAuditSink
 from hybrid_agent.caller import ScriptedCaller
 from hybrid_agent.demo import DEMO_TOOLS, caller_turns
@@ -38,10 +47,10 @@ def bridge_settings(**kw: object) -> Settings:
     return Settings(**base)  # type: ignore[arg-type]
 
 
-async def run_scenario(name: str) -> tuple[MemoryAuditSink, list[dict]]:
-    path = shipped_scenarios()[name]
+async def run_scenario(name: str | Path, **settings: object) -> tuple[MemoryAuditSink, list[dict]]:
+    path = shipped_scenarios()[name] if isinstance(name, str) else name
     audit = MemoryAuditSink()
-    async with BridgeServer(bridge_settings(sim_scenario=path), audit=audit) as bridge:
+    async with BridgeServer(bridge_settings(sim_scenario=path, **settings), audit=audit) as bridge:
         client = AsyncOpenAI(api_key=TOKEN, websocket_base_url=bridge.ws_base_url)
         async with client.realtime.connect(model="gpt-realtime") as conn:
             caller = ScriptedCaller(conn, caller_turns(load_scenario(path)), tools=DEMO_TOOLS, playback_rate=2.0)
@@ -71,10 +80,12 @@ async def test_banking_call_with_function_call_round_trip() -> None:
     assert any("1,234.56" in t for t in transcripts), transcripts  # the reply used the tool's output
 
     records = audit.records
-    [tool] = [r for r in records if isinstance(r, ToolCallRecord)]
-    assert tool.name == "get_balance" and json.loads(tool.arguments) == {"account": "checking"}
-    [result] = [r for r in records if isinstance(r, ToolResultRecord)]
-    assert result.tool_call_id == tool.tool_call_id and "1,234.56" in result.output
+    verify, balance = [r for r in records if isinstance(r, ToolCallRecord)]
+    assert verify.name == "verify_identity" and balance.name == "get_balance"
+    assert json.loads(balance.arguments) == {"account_id": "checking"}
+    results = {r.tool_call_id: r for r in records if isinstance(r, ToolResultRecord)}
+    assert "1,234.56" in results[balance.tool_call_id].output
+    assert json.loads(results[verify.tool_call_id].output)["verification_level"] == "basic"
     turns = sorted((r for r in records if isinstance(r, TurnRecord)), key=lambda r: r.seq)
     users = [t.text for t in turns if t.role == "user"]
     assert users == [t.user for t in load_scenario(shipped_scenarios()["banking"]).turns]
@@ -294,3 +305,61 @@ async def test_a_failing_bridge_component_ends_the_call_cleanly() -> None:
                     received.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
             assert received[-1]["type"] == "error" and received[-1]["error"]["code"] == "bridge_error"
+
+
+BANKING_PACK = ROOT / "policies" / "retail-banking"
+
+
+async def test_observe_gate_records_decisions_and_disclosures() -> None:
+    """With the retail-banking pack every turn, tool call and tool result gets a recorded decision."""
+    audit, _ = await run_scenario("banking", policy_pack=BANKING_PACK, gate_mode="observe")
+    records = audit.records
+    [started] = [r for r in records if isinstance(r, CallStarted)]
+    assert started.policy_pack == "retail-banking" and started.gate_mode == "observe" and started.policy_version
+    decisions = [r for r in records if isinstance(r, PolicyDecisionRecord)]
+    assert sorted(d.seq for d in decisions) == list(range(len(decisions)))
+    assert all(d.policy_version == started.policy_version for d in decisions)
+    by_stage = {d.stage for d in decisions}
+    assert by_stage == {"session_start", "user_text", "assistant_text", "tool_call", "tool_result"}
+    # the greeting spoke the pack's recording notice word for word
+    [disclosure] = [r for r in records if isinstance(r, DisclosureRecord)]
+    assert disclosure.disclosure_id == "recording_notice" and disclosure.status == "given"
+    # get_balance came after verify_identity reported basic verification: allowed, no step-up
+    balance = next(r for r in records if isinstance(r, ToolCallRecord) and r.name == "get_balance")
+    on_balance = [d for d in decisions if d.subject_id == balance.record_id]
+    assert [d.effect for d in on_balance] == ["allow"]
+    turns = {r.turn_id: r for r in records if isinstance(r, TurnRecord)}
+    assert {d.subject_id for d in decisions if d.stage.endswith("_text")} == {t for t, r in turns.items() if r.text}
+
+
+async def test_observe_gate_flags_a_balance_before_verification(tmp_path: Path) -> None:
+    scenario = tmp_path / "eager.yaml"
+    scenario.write_text(
+        "name: eager\n"
+        "greeting: 'Welcome. This call is recorded for quality, training and compliance purposes.'\n"
+        "turns:\n"
+        "  - user: What's my balance?\n"
+        "    tool_calls: [{name: get_balance, arguments: {account_id: checking}}]\n"
+        "    assistant: 'Your balance is {output[balance]}.'\n"
+        "  - user: My card is four one one one one one one one one one one one one one one one.\n"
+        "    assistant: 'Your card number 4111 1111 1111 1111 is noted.'\n"
+    )
+    audit, _ = await run_scenario(scenario, policy_pack=BANKING_PACK)
+    decisions = [r for r in audit.records if isinstance(r, PolicyDecisionRecord)]
+    step_up = [d for d in decisions if d.stage == "tool_call" and d.effect == "step_up"]
+    assert [d.rule_id for d in step_up] == ["banking.identity.required_for_balance"]
+    blocked = [d for d in decisions if d.stage == "assistant_text" and d.effect == "block_speech"]
+    assert blocked and all(d.is_violation for d in blocked)  # observe mode records it; it does not stop it yet
+
+
+def test_unimplemented_gate_mode_and_bad_pack_are_one_line_errors(tmp_path: Path) -> None:
+    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": "t", "HYBRID_AGENT_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    exe = [sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0"]
+    run = subprocess.run([*exe, "--policy", str(BANKING_PACK), "--gate", "hold"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "not implemented yet" in run.stderr and "Traceback" not in run.stderr
+    bad = tmp_path / "pack"
+    (bad / "rules").mkdir(parents=True)
+    (bad / "pack.yaml").write_text("name: bad\ndescription: d\nversion: '1'\n")
+    (bad / "rules" / "r.yaml").write_text("rules:\n  - id: x.y\n    stage: user_text\n    effect: nope\n")
+    run = subprocess.run([*exe, "--policy", str(bad)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "r.yaml" in run.stderr and "Traceback" not in run.stderr

@@ -10,12 +10,25 @@ import pytest
 from hybrid_agent.audit.records import (
     CallEnded,
     CallStarted,
+    DisclosureRecord,
+    PolicyDecisionRecord,
     ToolCallRecord,
     ToolResultRecord,
     TurnInterrupted,
     TurnRecord,
 )
-from hybrid_agent.session import Audit, CallConfig, CallSession, CloseClient, CloseUpstream, SendClient, SendUpstream
+from hybrid_agent.policy.gate import PolicyGate
+from hybrid_agent.session import (
+    Audit,
+    CallConfig,
+    CallSession,
+    CheckPolicy,
+    CloseClient,
+    CloseUpstream,
+    GateConfig,
+    SendClient,
+    SendUpstream,
+)
 
 
 def make_session(**kw: object) -> CallSession:
@@ -207,3 +220,98 @@ def test_abort_tells_the_caller_and_records_an_error_outcome() -> None:
     assert any(isinstance(a, CloseUpstream) for a in actions)
     assert audits(actions)[-1].outcome == "error"
     assert s.abort(60.0, "again") == []
+
+
+# ---------------------------------------------------------------------------- policy gate (observe)
+NOTICE = "This call is recorded for quality purposes."
+
+
+class FakeAnalyzer:
+    """Stands in for the PII analyzer: finds nothing (the real one has its own tests)."""
+
+    def analyze(self, text: str) -> list:
+        return []
+
+
+@pytest.fixture(scope="module")
+def banking_gate() -> PolicyGate:
+    from pathlib import Path
+
+    from hybrid_agent.policy import load_pack
+
+    return PolicyGate(load_pack(Path(__file__).resolve().parents[1] / "policies" / "retail-banking"), analyzer=FakeAnalyzer())
+
+
+def gated_session(gate: PolicyGate) -> tuple[CallSession, list]:
+    pack = gate.pack
+    cfg = GateConfig(pack.name, pack.version, "observe", pack.manifest.history_turns, {"recording_notice": NOTICE})
+    s = CallSession(CallConfig(call_id="call_g", gate=cfg))
+    return s, s.start(0.0, 1.0)
+
+
+def decide_all(s: CallSession, gate: PolicyGate, actions: list) -> list:
+    """Run every CheckPolicy the way the adapter does and return the audit records it produced."""
+    out = []
+    for a in actions:
+        if isinstance(a, CheckPolicy):
+            out += audits(s.feed_policy_outcome(gate.decide(a.check), 0.0))
+    return out
+
+
+def test_gate_checks_session_start_and_records_the_pack(banking_gate: PolicyGate) -> None:
+    s, actions = gated_session(banking_gate)
+    [started] = audits(actions)
+    assert started.policy_pack == "retail-banking" and started.policy_version == banking_gate.pack.version
+    assert started.gate_mode == "observe"
+    [check] = [a.check for a in actions if isinstance(a, CheckPolicy)]
+    assert check.stage == "session_start" and check.subject_id == "call_g"
+    [decision] = decide_all(s, banking_gate, actions)
+    assert isinstance(decision, PolicyDecisionRecord) and decision.effect == "require_disclosure"
+
+
+def test_gate_sees_disclosure_and_verification_state(banking_gate: PolicyGate) -> None:
+    s, _ = gated_session(banking_gate)
+    out: list = []
+    for ev in response_events("r1", "a1", ["Welcome. ", NOTICE], 4800):
+        out += s.feed_upstream(ev, 10)
+    out += s.feed_upstream({"type": "response.output_item.done", "event_id": "e", "response_id": "r1", "output_index": 0, "item": assistant_item("a1", "completed")}, 20)
+    [given] = [r for r in audits(out) if isinstance(r, DisclosureRecord)]
+    assert given.status == "given" and given.disclosure_id == "recording_notice"
+    assert s.policy is not None and s.policy.disclosures == ["recording_notice"]
+
+    def tool_call(call_id: str, name: str, args: str, t: float) -> list:
+        item = {"id": f"fc_{call_id}", "type": "function_call", "call_id": call_id, "name": name, "arguments": "", "status": "in_progress"}
+        acts = s.feed_upstream({"type": "response.output_item.added", "event_id": "e", "response_id": "r2", "output_index": 0, "item": item}, t)
+        return acts + s.feed_upstream({"type": "response.function_call_arguments.done", "event_id": "e", "response_id": "r2", "item_id": f"fc_{call_id}", "output_index": 0, "call_id": call_id, "name": name, "arguments": args}, t)
+
+    before = decide_all(s, banking_gate, tool_call("c1", "get_balance", '{"account_id": "checking"}', 30))
+    assert [d.rule_id for d in before] == ["banking.identity.required_for_balance"]
+    assert before[0].effect == "step_up" and before[0].subject_id == "call_g/tool/c1"
+    verified = s.receive_client_frame(json.dumps({"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "c1", "output": '{"verification_level": "basic"}'}}), 40)
+    assert [d.stage for d in decide_all(s, banking_gate, verified)] == ["tool_result"]
+    after = decide_all(s, banking_gate, tool_call("c2", "get_balance", '{"account_id": "checking"}', 50))
+    assert [d.effect for d in after] == ["allow"]  # verified, disclosure given
+
+
+def test_disclosure_cut_before_it_was_heard_is_missing(banking_gate: PolicyGate) -> None:
+    s, _ = gated_session(banking_gate)
+    out: list = []
+    for ev in response_events("r1", "a1", ["Welcome to the bank, my name is Sam. ", NOTICE], 48000):  # 1 s per piece
+        out += s.feed_upstream(ev, 10)
+    out += s.feed_upstream({"type": "response.output_item.done", "event_id": "e", "response_id": "r1", "output_index": 0, "item": assistant_item("a1", "incomplete")}, 20)
+    out += s.feed_upstream({"type": "conversation.item.truncated", "event_id": "e", "item_id": "a1", "content_index": 0, "audio_end_ms": 800}, 30)
+    statuses = [r.status for r in audits(out) if isinstance(r, DisclosureRecord)]
+    assert statuses == ["given", "missing"]  # generated, then cut before the caller heard it
+    assert s.policy is not None and s.policy.disclosures == []
+
+
+def test_decisions_are_numbered_per_call_and_name_their_subject(banking_gate: PolicyGate) -> None:
+    s, actions = gated_session(banking_gate)
+    out = list(actions)
+    out += s.feed_upstream({"type": "input_audio_buffer.speech_started", "event_id": "e", "item_id": "u1", "audio_start_ms": 0}, 5)
+    out += s.feed_upstream({"type": "conversation.item.input_audio_transcription.completed", "event_id": "e", "item_id": "u1", "content_index": 0, "transcript": "I want to complain, this is a disgrace"}, 50)
+    decisions = decide_all(s, banking_gate, out)
+    assert [d.seq for d in decisions] == list(range(len(decisions)))
+    user = [d for d in decisions if d.stage == "user_text"]
+    assert user and all(d.subject_id == "call_g/turn/1" for d in user)
+    assert "escalate" in {d.effect for d in user}

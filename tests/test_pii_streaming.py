@@ -92,11 +92,15 @@ def test_window_does_not_cut_a_number_run(analyzer: PiiAnalyzer) -> None:
 
 def test_unsettled_tail() -> None:
     assert unsettled_tail("my card is four one") == len("my card is ")
-    assert unsettled_tail("my card is four one ok ") == len("my card is four one ok ")
+    # a short number followed by a short aside stays open: the number may go on after it
+    assert unsettled_tail("my card is four one ok ") == len("my card is ")
+    assert unsettled_tail("my card is four one ok and then I went home to see my mother") > len("my card is four")
     assert unsettled_tail("hello wor") == len("hello wor")  # "wor" cannot continue a number
     assert unsettled_tail("card four one tw") == len("card ")
     assert unsettled_tail("four hundred and") == 0
-    assert unsettled_tail("four one and") == len("four one and")
+    card_and = CARD + " and"  # "and" continues only "four hundred and"; 16 digits are not held over an aside
+    assert unsettled_tail(card_and) == len(card_and)
+    assert unsettled_tail("four one and") == 0  # a short number before an aside is held (it may go on)
     assert unsettled_tail("") == 0
 
 

@@ -18,8 +18,12 @@ What is rewritten (everything else is copied verbatim, one character to one char
   a run made only of written digits is left exactly as written;
 - spoken e-mail addresses: ``john dot smith at example dot com`` ->
   ``john.smith@example.com`` (also ``underscore``, ``dash``/``hyphen``, and digits);
+  a one-word local part that is prose ("pay at ...", "logged in at ...") is not an address;
+- ``one`` as a pronoun ("the old one", "one sec") stays a word;
 - spelled identifiers: single capital letters next to digits (``G B eight two W E S T
-  one two ...``) are joined into ``GB82WEST12...`` so IBANs and member ids read whole.
+  one two ...``) are joined into ``GB82WEST12...`` so IBANs and member ids read whole; a
+  group that opens with two spelled letters also joins across pauses (``G B seven five,
+  N W B K, ...``).
 
 The normalizer is pure and fast (a regex tokenizer and one pass); text without any of
 the trigger words is returned unchanged with an identity map.
@@ -47,7 +51,14 @@ ZERO_WORDS = {"zero", "oh", "o"}
 AMBIGUOUS_ZERO = {"oh", "o"}
 FILLERS = {"um", "umm", "uh", "uhh", "uhm", "er", "erm", "err", "hmm", "hm", "mm", "ah", "eh"}
 SEP_WORDS = {"dash": " ", "hyphen": " ", "slash": "/"}
+SPELL_PAUSES = frozenset(",.-;")
 SEP_PUNCT = {",": " ", ".": " ", "-": " ", ";": " ", ":": " ", "/": "/"}
+# "one" after these words, or before these, is a pronoun / "a" ("the old one", "one sec")
+PRONOUN_ONE_BEFORE = frozenset(
+    "the this that which each every any no another other new old right wrong same only little big main "
+    "good bad last first a an my your his her its our their some".split()
+)
+PRONOUN_ONE_AFTER = frozenset("sec second seconds moment minute min of more thing time day".split())
 NUMBER_WORDS = frozenset(UNITS) | frozenset(TEENS) | frozenset(TENS) | frozenset(REPEAT) | SCALE
 
 EMAIL_CONNECTORS = {"dot": ".", "underscore": "_", "dash": "-", "hyphen": "-", ".": ".", "_": "_", "-": "-"}
@@ -73,6 +84,39 @@ def email_tlds() -> frozenset[str]:
 
 
 EMAIL_LOCAL_STOP = frozenset("me us him her them you it is email mail address me, website site us".split())
+
+# A one-word spoken local part that is really prose: "pay at healthpartners dot org",
+# "logged in at chase dot com", "find us online at ...".  Closed-class words and verbs that
+# take "at" before a place; a name ("bob at bobsplumbing dot net") is not among them.
+EMAIL_LOCAL_PROSE = frozenset(
+    "in on up out into onto over off down back there here online offline anytime directly instead also only just now "
+    "today tonight again already it this that them one ones pay paid paying log logged logging login signed sign signing "
+    "look looked looking check checked checking visit visited visiting shop shopped shopping order ordered apply applied "
+    "register registered book booked find found available listed posted located live lives work works worked stay stayed "
+    "see seen go went going gone get got arrive arrived meet met click join joined apply renew renewed enroll enrolled "
+    "website site web page portal app link details information it's that's is was are were be been "
+    "a an the my your our their his her its i'm we're you're they're he's she's there's left right".split()
+)
+# a one-word local part right after one of these is a noun in a sentence ("on the left at ...")
+EMAIL_NOUN_CUE = frozenset("the a an this that these those".split())
+# words right before a one-word local part that make it a verb ("you can pay at", "I logged in at")
+EMAIL_VERB_CUE = frozenset("can could will would should must may might please i we you they also just i'll we'll you'll "
+                           "i've we've i'd let's".split())
+
+
+def _plausible_local(outs: list[_Out], toks: list[_Tok], k: int, low) -> bool:  # type: ignore[no-untyped-def]
+    """Is the single word at ``outs[k]`` plausibly the local part of a spoken address?"""
+    w = low(outs[k])
+    if w in EMAIL_LOCAL_PROSE:
+        return False
+    if k > 0 and outs[k - 1].kind == "tok" and low(outs[k - 1]) in EMAIL_NOUN_CUE:
+        return False
+    if k > 0 and outs[k - 1].kind == "tok" and low(outs[k - 1]) in EMAIL_VERB_CUE:
+        # "you can pay at ...", "then shop at ...": a verb, unless an e-mail cue is right before
+        before = " ".join(low(o) for o in outs[max(0, k - 4) : k] if o.kind == "tok")
+        return "mail" in before or "address" in before
+    return True
+
 
 _TOKEN = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)?|\d+|[^\sA-Za-z\d]")
 _TRIGGER = re.compile(
@@ -153,6 +197,18 @@ def _num_flags(toks: list[_Tok], text: str) -> list[bool]:
             flags[i] = i + 1 < n and toks[i + 1].kind == "w" and toks[i + 1].low in UNITS
         else:
             flags[i] = w in NUMBER_WORDS
+    # "one" as a pronoun ("the old one", "that one", "one sec") is not a digit unless
+    # another number touches it on the other side ("the one two three")
+    for i, t in enumerate(toks):
+        if t.kind == "w" and t.low == "one" and flags[i]:
+            prev = toks[i - 1] if i else None
+            nxt = toks[i + 1] if i + 1 < n else None
+            nxt_num = nxt is not None and (nxt.kind == "d" or (nxt.kind == "w" and nxt.low in NUMBER_WORDS))
+            prev_num = prev is not None and (prev.kind == "d" or (prev.kind == "w" and prev.low in NUMBER_WORDS))
+            if (prev is not None and prev.kind == "w" and prev.low in PRONOUN_ONE_BEFORE and not nxt_num) or (
+                nxt is not None and nxt.kind == "w" and nxt.low in PRONOUN_ONE_AFTER and not prev_num
+            ):
+                flags[i] = False
     changed = True
     while changed and ambiguous:
         changed = False
@@ -454,6 +510,9 @@ def _emails(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
             else:
                 break
             first = k
+        if first == i - 1 and outs[first].kind == "tok" and not _plausible_local(outs, toks, first, low):
+            i += 1
+            continue
         found.append((first, end))
         floor = end + 1
         i = end + 1
@@ -487,11 +546,12 @@ def _emails(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
 def _spelled(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
     """Join spelled identifiers: single capital letters next to spoken/written digits."""
 
-    def letter(o: _Out) -> bool:
+    def letter(o: _Out, inside: bool = False) -> bool:
+        """A spelled capital; "A" and "I" only inside a group that opened with spelled letters."""
         if o.kind != "tok":
             return False
         t = toks[o.first]
-        return t.kind == "w" and len(t.text) == 1 and t.text.isupper() and t.text not in ("I", "A")
+        return t.kind == "w" and len(t.text) == 1 and t.text.isupper() and (inside or t.text not in ("I", "A"))
 
     def digits(o: _Out) -> bool:
         return o.kind == "num" or (o.kind == "tok" and toks[o.first].kind == "d")
@@ -504,14 +564,31 @@ def _spelled(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
             res.append(outs[i])
             i += 1
             continue
+        # a group that opens with two spelled letters (a country code, an id prefix) may go on
+        # across pauses the recognizer wrote between letter/digit groups ("G B seven five, N W B K, ...")
+        prefix = i + 1 < n and letter(outs[i]) and letter(outs[i + 1])
         j = i
-        while j + 1 < n and (letter(outs[j + 1]) or digits(outs[j + 1])) and text[toks[outs[j].last].end : toks[outs[j + 1].first].start].strip(" ") == "":
-            j += 1
-        group = outs[i : j + 1]
-        nlet = sum(1 for o in group if letter(o))
+        last = i  # last unit of the group (pause punctuation between units is skipped)
+        k = i + 1
+        while k < n:
+            o = outs[k]
+            gap = text[toks[outs[last].last].end : toks[o.first].start]
+            if (letter(o, prefix) or digits(o)) and gap.strip(" ") == "":
+                last = j = k
+                k += 1
+                continue
+            if prefix and o.kind == "tok" and toks[o.first].kind == "p" and toks[o.first].text in SPELL_PAUSES \
+                    and gap.strip(" ") == "" and k + 1 < n and (letter(outs[k + 1], True) or digits(outs[k + 1])) \
+                    and text[toks[o.last].end : toks[outs[k + 1].first].start].strip(" ") == "":
+                k += 1  # skip the pause; the next unit is checked above
+                last = k
+                continue
+            break
+        group = [o for o in outs[i : j + 1] if letter(o, prefix) or digits(o)]  # pauses inside are dropped
+        nlet = sum(1 for o in group if letter(o, prefix))
         ndig = sum(sum(c.isdigit() for c in o.text) for o in group)
         if nlet == 0 or ndig < 4 or j == i or not any(letter(o) for o in group[:2]):
-            res.extend(group)
+            res.extend(outs[i : j + 1])
             i = j + 1
             continue
         chars: list[str] = []

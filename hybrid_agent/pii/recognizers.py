@@ -63,7 +63,7 @@ _labels(US_SSN, ["social", "social security", "ssn", "social security number", "
 _labels(PHONE_NUMBER, [
     "phone", "phone number", "telephone", "cell", "cellphone", "cell phone", "mobile", "call me", "call me back",
     "callback", "call back", "reach me", "text me", "landline", "home number", "work number", "contact number",
-    "number to call", "best number", "fax",
+    "number to call", "best number", "fax", "area code",
 ])
 _labels(US_BANK_NUMBER, [
     "account", "account number", "acct", "checking", "savings", "bank account", "checking account",
@@ -83,6 +83,13 @@ _labels(CARD_CVV, [
     "security code", "cvv", "cvc", "cvv2", "csc", "cid", "card code", "verification code", "card verification",
     "code on the back", "digits on the back", "back of the card", "three digit code", "3 digit code",
     "four digit code", "4 digit code", "three digits", "3 digits",
+    # the words people use for it: where it is printed, how many digits, whose code
+    "security number", "security digits", "card security", "verification number", "cvv code", "cvc code",
+    "code on the front", "digits on the front", "numbers on the back", "number on the back", "numbers on the front",
+    "3 digit number", "3 digit security", "4 digit security",
+    "front of the card", "back of the card",
+    *(f"{b} {c}" for b in ("card", "amex", "american express", "visa", "mastercard", "discover", "card's")
+      for c in ("code", "security code", "cvv", "cid")),
 ])
 _labels(DATE_OF_BIRTH, [
     "date of birth", "birth date", "birthdate", "birthday", "born", "dob", "d o b", "born on", "born in",
@@ -104,6 +111,23 @@ _WORD = re.compile(r"[^\W_]+")
 # "the social on the account": a label after one of these qualifies the noun before it
 _QUALIFIER = re.compile(r"(?:\b(?:on|for|of|in)\s+(?:the|my|your|this|that|our)\s+)$", re.IGNORECASE)
 
+# "the last four numbers on the back": a last-N mention, not the security code
+_LAST_N = re.compile(r"\blast\s+(?:\d|three|four|few)\s+$", re.IGNORECASE)
+# Spoken corrections: the number after "actually, sorry, it's ..." replaces the one before
+# it and so takes that number's label (a virtual label at the correction marker).
+_CORRECTION = re.compile(
+    r"\b(?:actually|sorry|i mean|no wait|wait|scratch that|correction|my mistake|my bad|oops|rather|"
+    r"(?:the|that)(?:'s| is| was)? (?:the )?(?:old|wrong|previous|expired|other) (?:one|number|card|account))\b",
+    re.IGNORECASE,
+)
+CORRECTION_REACH = 16  # words from the label to the correction marker
+# A label after its value, tied to it by a copula: "135 is the security code",
+# "10-16-1974 is my date of birth", "may second 1958, that's my date of birth".
+_LINK = re.compile(
+    r"[\s,;:-]*(?:(?:that|this|it|which)\s*(?:'s|\u2019s|\s+is|\s+was|\s+would\s+be|\s+should\s+be)|is|was|"
+    r"would\s+be|should\s+be|being)\s+(?:the|my|your|his|her|our|their|its|a)?\s*",
+    re.IGNORECASE,
+)
 # Entity types that are only reported when their own label is the nearest one.
 REQUIRES_LABEL = frozenset({US_BANK_NUMBER, ABA_ROUTING_NUMBER, MEMBER_ID, CARD_EXPIRY, CARD_CVV, DATE_OF_BIRTH})
 # Entity types a negative label ("order number", "ticket") suppresses.
@@ -118,7 +142,7 @@ WINDOW_AFTER = 4
 class _TextIndex:
     text: str
     word_starts: list[int]
-    labels: list[tuple[int, int, str]]  # (start, end, entity)
+    labels: list[tuple[int, int, str, bool]]  # (start, end, entity, virtual: from a correction)
 
 
 _index_cache: list[_TextIndex] = []
@@ -128,15 +152,27 @@ def text_index(text: str) -> _TextIndex:
     """Word positions and label occurrences of ``text`` (the last text is cached)."""
     if _index_cache and _index_cache[0].text is text:
         return _index_cache[0]
-    idx = _TextIndex(
-        text,
-        [m.start() for m in _WORD.finditer(text)],
-        [
-            (m.start(), m.end(), LABELS[m.group().lower()])
-            for m in _LABEL_RE.finditer(text)
-            if not _QUALIFIER.search(text, max(0, m.start() - 16), m.start())
-        ],
-    )
+    ws = [m.start() for m in _WORD.finditer(text)]
+    labels = [
+        (m.start(), m.end(), LABELS[m.group().lower()], False)
+        for m in _LABEL_RE.finditer(text)
+        if not _QUALIFIER.search(text, max(0, m.start() - 16), m.start())
+        and not (LABELS[m.group().lower()] == CARD_CVV and _LAST_N.search(text, max(0, m.start() - 16), m.start()))
+    ]
+    if labels and _CORRECTION.search(text):
+        virtual = []
+        for c in _CORRECTION.finditer(text):
+            before = [lab for lab in labels if lab[1] <= c.start()]
+            if not before or before[-1][2] == NEGATIVE:
+                continue
+            ls, le, ent, _v = before[-1]
+            if bisect.bisect_left(ws, c.start()) - bisect.bisect_left(ws, le) > CORRECTION_REACH:
+                continue
+            if any(ch.isdigit() for ch in text[le : c.start()]):  # a number was given, then corrected
+                virtual.append((c.start(), c.end(), ent, True))
+        if virtual:
+            labels = sorted(labels + virtual)
+    idx = _TextIndex(text, ws, labels)
     _index_cache[:] = [idx]
     return idx
 
@@ -148,21 +184,27 @@ def nearest_label(text: str, start: int, end: int, entity: str) -> tuple[str | N
     ws = idx.word_starts
     window = WINDOW_BEFORE.get(entity, DEFAULT_WINDOW_BEFORE)
     best: tuple[str | None, int] = (None, 1 << 30)
-    for _ls, le, ent in reversed(idx.labels):
+    for _ls, le, ent, _v in reversed(idx.labels):
         if le <= start:
             dist = bisect.bisect_left(ws, start) - bisect.bisect_left(ws, le)
             if dist <= window:
                 best = (ent, dist)
             break
-    if best[0] is not None:
-        return best
-    for ls, _le, ent in idx.labels:
+    after: tuple[str | None, int] = (None, -1)
+    for ls, _le, ent, virtual in idx.labels:
         if ls >= end:
+            if virtual:
+                continue
+            link = _LINK.fullmatch(text, end, ls)
+            if link:  # "X is the security code": the value is named right after it; this wins
+                return ent, 0
             dist = bisect.bisect_left(ws, ls) - bisect.bisect_left(ws, end)
             if dist <= WINDOW_AFTER and ent not in (CARD_EXPIRY, CARD_CVV, DATE_OF_BIRTH, NEGATIVE):
-                return ent, dist
+                after = (ent, dist)
             break
-    return None, -1
+    if best[0] is not None:
+        return best
+    return after
 
 
 class LabelContextEnhancer(ContextAwareEnhancer):
@@ -187,8 +229,12 @@ class LabelContextEnhancer(ContextAwareEnhancer):
         out = []
         for r in raw_results:
             label, _dist = nearest_label(text, r.start, r.end, r.entity_type)
-            strong = bool((r.recognition_metadata or {}).get("strong"))
-            if label == r.entity_type:
+            meta = r.recognition_metadata or {}
+            strong = bool(meta.get("strong"))
+            if meta.get("joined") and label != r.entity_type and (r.entity_type != CREDIT_CARD or label is not None):
+                # a number joined across an aside: its own label, or (a card) a checksum and no other label
+                r.score = 0.0
+            elif label == r.entity_type:
                 r.score = min(1.0, max(r.score + self.context_similarity_factor, self.min_score_with_context_similarity))
             elif r.entity_type in REQUIRES_LABEL:
                 r.score = 0.0
@@ -267,6 +313,14 @@ def phone_valid(d: str) -> bool:
 # ---------------------------------------------------------------------------- recognizers
 _RUN = re.compile(r"(?<![\w+])(\+?\d+(?:(?:[ \t]*[,.\-][ \t]*|[ \t]+)\d+)*)(?![\w])")
 _GROUP = re.compile(r"\d+")
+# Digit groups split by a filler or a short aside ("4549 1210, hang on, 3503 4465",
+# "340 97 uh 4252", "area code 212, then 789 8287") are joined when the gap is at most
+# ASIDE_MAX_WORDS words with no digit, no label and no question/exclamation mark.  The
+# joined number is only kept when it validates as a card (Luhn + issuer prefix and length)
+# or is bound to its own label (see LabelContextEnhancer).  The streaming scanner holds a
+# number open for as many words (streaming.unsettled_tail).
+ASIDE_MAX_WORDS = 8
+_GAP_BAD = re.compile(r"[\d?!@]")
 
 
 class DigitRunRecognizer(LocalRecognizer):
@@ -280,20 +334,24 @@ class DigitRunRecognizer(LocalRecognizer):
     def load(self) -> None:
         pass
 
-    def _result(self, entity: str, start: int, end: int, score: float, strong: bool = False) -> RecognizerResult:
+    def _result(self, entity: str, start: int, end: int, score: float, strong: bool = False, joined: bool = False) -> RecognizerResult:
         return RecognizerResult(
             entity, start, end, score,
             recognition_metadata={
                 RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
                 RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
                 "strong": strong,
+                "joined": joined,
             },
         )
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
         out: list[RecognizerResult] = []
         want = set(entities or self.ENTITIES)
-        for m in _RUN.finditer(text):
+        runs = list(_RUN.finditer(text))
+        if len(runs) > 1:
+            self._joined(text, runs, want, out)
+        for m in runs:
             groups = [(g.start(), g.end()) for g in _GROUP.finditer(m.group())]
             base = m.start()
             digits = "".join(text[base + s : base + e] for s, e in groups)
@@ -312,6 +370,35 @@ class DigitRunRecognizer(LocalRecognizer):
                         if len(acc) >= 13 and (i, j) != (0, len(groups) - 1) and luhn_ok(acc) and card_brand_ok(acc):
                             out.append(self._result(CREDIT_CARD, base + groups[i][0], base + groups[j][1], 0.85, True))
         return out
+
+    def _joined(self, text: str, runs: list[re.Match[str]], want: set[str], out: list[RecognizerResult]) -> None:
+        """Numbers split across a filler or a short aside (see ASIDE_MAX_WORDS)."""
+        for i in range(len(runs) - 1):
+            digits = re.sub(r"\D", "", runs[i].group())
+            shape = [len(g) for g in _GROUP.findall(runs[i].group())]
+            for j in range(i + 1, len(runs)):
+                gap = text[runs[j - 1].end() : runs[j].start()]
+                nwords = len(_WORD.findall(gap))
+                if nwords == 0 or nwords > ASIDE_MAX_WORDS or _GAP_BAD.search(gap) or _LABEL_RE.search(gap):
+                    break
+                digits += re.sub(r"\D", "", runs[j].group())
+                shape += [len(g) for g in _GROUP.findall(runs[j].group())]
+                n = len(digits)
+                if n > 19:
+                    break
+                s, e = runs[i].start(), runs[j].end()
+                if CREDIT_CARD in want and n >= 13 and luhn_ok(digits) and card_brand_ok(digits):
+                    out.append(self._result(CREDIT_CARD, s, e, 0.85, joined=True))
+                if US_SSN in want and n == 9 and ssn_ok(digits):
+                    out.append(self._result(US_SSN, s, e, 0.5 if shape == [3, 2, 4] else 0.3, joined=True))
+                if ABA_ROUTING_NUMBER in want and n == 9 and aba_ok(digits):
+                    out.append(self._result(ABA_ROUTING_NUMBER, s, e, 0.4, joined=True))
+                if PHONE_NUMBER in want and nanp_shape(digits) and phone_valid(digits):
+                    out.append(self._result(PHONE_NUMBER, s, e, 0.45, joined=True))
+                if US_BANK_NUMBER in want and 6 <= n <= 17:
+                    out.append(self._result(US_BANK_NUMBER, s, e, 0.2, joined=True))
+                if MEMBER_ID in want and 6 <= n <= 15:
+                    out.append(self._result(MEMBER_ID, s, e, 0.2, joined=True))
 
     def _classify(self, text: str, base: int, groups: list[tuple[int, int]], d: str, want: set[str], out: list) -> None:
         n = len(d)

@@ -12,6 +12,8 @@ the whole transcript:
   not a number word, filler or separator has arrived after it.  Until then it is
   *pending* (``scanner.pending``): a gate in ``hold`` mode must not release text at or
   after ``scanner.settled_end``;
+- a short number followed by a short aside ("4549 1210, hang on,") stays pending too, so
+  the analyzer can join it with the digits after the aside (see ``unsettled_tail``);
 - ``finish()`` settles everything at the end of the turn.
 
 Cost: one ``analyze`` of at most the window per delta, i.e. about as much as one
@@ -24,7 +26,8 @@ from __future__ import annotations
 import re
 
 from hybrid_agent.pii.analyzer import PiiAnalyzer, PiiEntity, get_analyzer
-from hybrid_agent.pii.normalize import FILLERS, NUMBER_WORDS, SEP_WORDS
+from hybrid_agent.pii.normalize import FILLERS, NUMBER_WORDS, PRONOUN_ONE_AFTER, PRONOUN_ONE_BEFORE, SEP_WORDS, normalize
+from hybrid_agent.pii.recognizers import _LABEL_RE, ASIDE_MAX_WORDS
 
 __all__ = ["StreamingScanner"]
 
@@ -50,8 +53,73 @@ def _open_prefix(tok: str, prev: str = "") -> bool:
     return tok[0].isdigit() or len(tok) == 1 or any(w.startswith(low) for w in _OPEN_WORDS)
 
 
+# A number shorter than this, followed by a short aside, may still go on after the aside.
+ASIDE_HOLD_DIGITS = 16
+
+
 def unsettled_tail(text: str, lower_bound: int = 0) -> int:
-    """Offset where the trailing, still-growing part of ``text`` starts."""
+    """Offset where the trailing, still-growing part of ``text`` starts.
+
+    A number run followed by at most ``ASIDE_MAX_WORDS`` words with no digit, label or
+    ``?``/``!`` ("4549 1210, hang on,") stays open too when it has fewer than
+    ``ASIDE_HOLD_DIGITS`` digits: the analyzer joins it with digits after the aside."""
+    pos = _open_tail(text, lower_bound)
+    return _aside_tail(text, lower_bound, pos)
+
+
+def _number_before_aside(text: str, lower_bound: int, pos: int) -> tuple[int, int] | None:
+    """If ``text[:pos]`` ends with a number run plus an aside of at most ``ASIDE_MAX_WORDS``
+    words (no digit, label or ``?``/``!``), return (start of that number run, its digit count)."""
+    toks = list(_TOKEN.finditer(text, lower_bound, pos))
+    words = 0
+    i = len(toks) - 1
+    while i >= 0:
+        t = toks[i].group()
+        low = t.lower()
+        if t[0].isdigit() or (low in NUMBER_WORDS and _open(t, toks[i - 1].group() if i else "") and not (
+            low == "one" and (
+                (i + 1 < len(toks) and toks[i + 1].group().lower() in PRONOUN_ONE_AFTER)
+                or (i > 0 and toks[i - 1].group().lower() in PRONOUN_ONE_BEFORE)
+            )
+        )):
+            break
+        if t in "?!@":
+            return None
+        if t[0].isalpha():
+            words += 1
+            if words > ASIDE_MAX_WORDS:
+                return None
+        i -= 1
+    if i < 0 or words == 0:
+        return None
+    aside_start = toks[i].end()
+    if _LABEL_RE.search(text, aside_start, pos):
+        return None
+    run = _open_tail(text[:aside_start], lower_bound)
+    if run >= aside_start:
+        return None
+    digits = sum(c.isdigit() for c in normalize(text[run:aside_start]).text)
+    return (run, digits) if digits else None
+
+
+def _aside_tail(text: str, lower_bound: int, pos: int) -> int:
+    """Hold the chain of number runs before trailing asides (back to its first run) while
+    its digits, with any still-open run at the end, are fewer than ``ASIDE_HOLD_DIGITS``."""
+    total = sum(c.isdigit() for c in normalize(text[pos:]).text) if pos < len(text) else 0
+    held = pos
+    cur = pos
+    while True:
+        found = _number_before_aside(text, lower_bound, cur)
+        if found is None:
+            return held
+        run, digits = found
+        total += digits
+        if total >= ASIDE_HOLD_DIGITS:  # long enough to be a whole number already: not held
+            return pos
+        held = cur = run
+
+
+def _open_tail(text: str, lower_bound: int = 0) -> int:
     toks = list(_TOKEN.finditer(text, lower_bound))
     if not toks:
         return len(text)

@@ -8,6 +8,7 @@ engine on the WebSocket paths (see docs/architecture.md).
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 
 from starlette.applications import Starlette
@@ -17,6 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from hybrid_agent.audit.sink import AuditSink
+from hybrid_agent.policy.gate import PolicyGate
 from hybrid_agent.server.auth import bearer_token, token_is_valid
 from hybrid_agent.settings import Settings
 from hybrid_agent.transports.realtime_ws import serve_realtime_client
@@ -33,7 +35,13 @@ def _unauthorized() -> Response:
     )
 
 
-def build_app(settings: Settings, connector: UpstreamConnector, audit: AuditSink) -> Starlette:
+def build_app(
+    settings: Settings,
+    connector: UpstreamConnector,
+    audit: AuditSink,
+    policy_gate: PolicyGate | None = None,
+    gate_executor: concurrent.futures.Executor | None = None,
+) -> Starlette:
     async def healthz(request: Request) -> Response:
         if not token_is_valid(bearer_token(request.headers), settings.bridge_tokens):
             return _unauthorized()
@@ -43,7 +51,14 @@ def build_app(settings: Settings, connector: UpstreamConnector, audit: AuditSink
         if not token_is_valid(bearer_token(websocket.headers), settings.bridge_tokens):
             await websocket.send_denial_response(_unauthorized())
             return
-        await serve_realtime_client(websocket, settings=settings, connector=connector, audit=audit)
+        await serve_realtime_client(
+            websocket,
+            settings=settings,
+            connector=connector,
+            audit=audit,
+            policy_gate=policy_gate,
+            gate_executor=gate_executor,
+        )
 
     return Starlette(
         routes=[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import socket
 
@@ -10,6 +11,7 @@ import uvicorn
 
 from hybrid_agent.audit.sink import AuditSink
 from hybrid_agent.audit.writer import AuditWriter, make_writer
+from hybrid_agent.policy.gate import IMPLEMENTED_GATE_MODES, PolicyGate
 from hybrid_agent.server.app import build_app
 from hybrid_agent.settings import Settings
 from hybrid_agent.upstream.connector import UpstreamConnector
@@ -17,6 +19,27 @@ from hybrid_agent.upstream.connector import UpstreamConnector
 #: frames above this are refused by the WebSocket engine itself (close 1009);
 #: frames between ``max_message_bytes`` and this get a Realtime ``error`` event and the call goes on.
 HARD_FRAME_LIMIT = 16 * 2**20
+
+
+class GateUnavailable(ValueError):
+    """The configured policy pack or gate mode cannot be used; the message is one line for a person."""
+
+
+def load_policy_gate(settings: Settings) -> PolicyGate | None:
+    """The policy gate for ``settings`` (``None`` without a pack or with gate mode off)."""
+    if settings.policy_pack is None or settings.gate_mode == "off":
+        return None
+    if settings.gate_mode not in IMPLEMENTED_GATE_MODES:
+        raise GateUnavailable(
+            f"gate mode {settings.gate_mode!r} is not implemented yet: this version decides and records "
+            "every turn and tool call without blocking (use --gate observe)"
+        )
+    from hybrid_agent.policy import PackError, load_pack
+
+    try:
+        return PolicyGate(load_pack(settings.policy_pack))
+    except PackError as exc:
+        raise GateUnavailable(f"policy pack {settings.policy_pack} cannot be used: {exc}") from None
 
 
 class BridgeServer:
@@ -29,12 +52,14 @@ class BridgeServer:
 
     def __init__(self, settings: Settings, audit: AuditSink | None = None) -> None:
         self.settings = settings
+        self.policy_gate = load_policy_gate(settings)  # first: a bad pack fails before anything starts
         self._owned_writer: AuditWriter | None = None
         if audit is None:
             self._owned_writer = make_writer(settings)
             audit = self._owned_writer
         self.audit = audit
         self.connector = UpstreamConnector(settings)
+        self._gate_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
@@ -52,7 +77,11 @@ class BridgeServer:
         if self._owned_writer is not None:
             await self._owned_writer.start()  # raises SchemaOutdated before any call is taken
         await self.connector.start()
-        app = build_app(self.settings, self.connector, self.audit)
+        if self.policy_gate is not None:
+            # one worker: decisions of a call are taken in the order the session asked for them
+            self._gate_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="policy-gate")
+            await asyncio.get_running_loop().run_in_executor(self._gate_executor, lambda: self.policy_gate.analyzer)  # warm up
+        app = build_app(self.settings, self.connector, self.audit, self.policy_gate, self._gate_executor)
         config = uvicorn.Config(
             app,
             ws="websockets-sansio",
@@ -76,6 +105,8 @@ class BridgeServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.connector.stop()
+        if self._gate_executor is not None:
+            self._gate_executor.shutdown(wait=True)
         if self._sock is not None:
             self._sock.close()
         if self._owned_writer is not None:

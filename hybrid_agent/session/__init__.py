@@ -3,21 +3,24 @@
 from hybrid_agent.session.actions import (
     Action,
     Audit,
+    CheckPolicy,
     CloseClient,
     CloseUpstream,
     SendClient,
     SendUpstream,
     StartTimer,
 )
-from hybrid_agent.session.call_session import CallConfig, CallSession
+from hybrid_agent.session.call_session import CallConfig, CallSession, GateConfig
 
 __all__ = [
     "Action",
     "Audit",
     "CallConfig",
+    "CheckPolicy",
     "CallSession",
     "CloseClient",
     "CloseUpstream",
+    "GateConfig",
     "SendClient",
     "SendUpstream",
     "StartTimer",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from hybrid_agent.audit.records import AuditRecord
+from hybrid_agent.policy.gate import PolicyCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,4 +61,12 @@ class StartTimer:
     delay_ms: float
 
 
-Action = Union[SendClient, SendUpstream, CloseClient, CloseUpstream, Audit, StartTimer]
+@dataclass(frozen=True, slots=True)
+class CheckPolicy:
+    """Decide ``check`` with the policy gate (off the event loop) and feed the outcome back
+    with ``CallSession.feed_policy_outcome``."""
+
+    check: PolicyCheck
+
+
+Action = Union[SendClient, SendUpstream, CloseClient, CloseUpstream, Audit, StartTimer, CheckPolicy]

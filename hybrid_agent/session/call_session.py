@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import binascii
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from hybrid_agent.audit.records import (
     CallEnded,
     CallStarted,
+    DisclosureRecord,
+    PolicyDecisionRecord,
     ToolCallRecord,
     ToolResultRecord,
     TurnInterrupted,
@@ -28,8 +31,31 @@ from hybrid_agent.audit.records import (
 )
 from hybrid_agent.protocol.audio import AUDIO_FORMATS, b64_decoded_len, duration_ms
 from hybrid_agent.protocol.events import EventValidationError, error_event, validate_client_event
-from hybrid_agent.session.actions import Action, Audit, CloseClient, CloseUpstream, SendClient, SendUpstream
+from hybrid_agent.policy.gate import PolicyCheck, PolicyOutcome
+from hybrid_agent.policy.live import PolicySession, spoken_form
+from hybrid_agent.policy.schema import PolicyInput
+from hybrid_agent.session.actions import (
+    Action,
+    Audit,
+    CheckPolicy,
+    CloseClient,
+    CloseUpstream,
+    SendClient,
+    SendUpstream,
+)
 from hybrid_agent.session.turns import AssistantTurn, ToolCallState, TranscriptPiece, UserTurn
+
+
+@dataclass(frozen=True, slots=True)
+class GateConfig:
+    """The policy pack a call runs under.  ``observe``: every turn, tool call and tool result is
+    decided and recorded, nothing is blocked (enforcing modes come next)."""
+
+    pack: str
+    version: str
+    mode: str = "observe"
+    history_turns: int = 6
+    disclosures: Mapping[str, str] = field(default_factory=dict)  # id -> script to speak
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +65,7 @@ class CallConfig:
     model: str = ""
     upstream: str = ""
     max_message_bytes: int = 1 << 20
+    gate: GateConfig | None = None
 
 
 class CallSession:
@@ -57,12 +84,24 @@ class CallSession:
         self.closed = False
         self._seq = 0
         self._started_ms = 0.0
+        gate = config.gate
+        self.policy: PolicySession | None = (
+            PolicySession(
+                channel=config.channel, history_turns=gate.history_turns, disclosure_texts=dict(gate.disclosures)
+            )
+            if gate is not None and gate.mode != "off"
+            else None
+        )
+        self._checks = 0
+        self._decisions = 0
+        self._turn_disclosures: dict[str, list[str]] = {}  # assistant item -> disclosures it spoke
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, now_ms: float, wall_time: float) -> list[Action]:
         """Open the call; ``wall_time`` is epoch seconds for the audit record."""
         self._started_ms = now_ms
-        return [
+        gate = self.config.gate
+        out: list[Action] = [
             Audit(
                 CallStarted(
                     call_id=self.call_id,
@@ -70,9 +109,15 @@ class CallSession:
                     channel=self.config.channel,
                     model=self.config.model,
                     upstream=self.config.upstream,
+                    policy_pack=gate.pack if gate else None,
+                    policy_version=gate.version if gate else None,
+                    gate_mode=gate.mode if gate else None,
                 )
             )
         ]
+        if self.policy is not None:
+            out.append(self._check(self.call_id, self.policy.session_start(), 0.0))
+        return out
 
     def client_closed(self, now_ms: float) -> list[Action]:
         return self._end(now_ms, "completed", [CloseUpstream(1000, "caller hung up")])
@@ -154,17 +199,20 @@ class CallSession:
         elif kind == "conversation.item.create":
             item = event["item"]
             if item.get("type") == "function_call_output":
-                return [
-                    SendUpstream(event, raw),
-                    Audit(
-                        ToolResultRecord(
-                            call_id=self.call_id,
-                            tool_call_id=item["call_id"],
-                            output=item.get("output", ""),
-                            at_ms=self._rel(now_ms),
-                        )
-                    ),
-                ]
+                result = ToolResultRecord(
+                    call_id=self.call_id,
+                    tool_call_id=item["call_id"],
+                    output=item.get("output", ""),
+                    at_ms=self._rel(now_ms),
+                )
+                out: list[Action] = [SendUpstream(event, raw), Audit(result)]
+                if self.policy is not None:
+                    call = self.tool_calls.get(result.tool_call_id)
+                    name, args = (call.name, call.arguments) if call else ("", "")
+                    inp = self.policy.tool_result(name, args, result.output, result.at_ms)
+                    out.append(self._check(result.record_id, inp, result.at_ms, scan_pii=True))
+                    self.policy.note_tool_result(result.output)
+                return out
         return [SendUpstream(event, raw)]
 
     def _client_error(self, message: str, code: str) -> SendClient:
@@ -280,18 +328,18 @@ class CallSession:
         state.arguments = event.get("arguments", "")
         state.name = event.get("name") or state.name
         state.done = True
-        out.append(
-            Audit(
-                ToolCallRecord(
-                    call_id=self.call_id,
-                    tool_call_id=call_id,
-                    name=state.name,
-                    arguments=state.arguments,
-                    at_ms=self._rel(now_ms),
-                    response_id=state.response_id,
-                )
-            )
+        record = ToolCallRecord(
+            call_id=self.call_id,
+            tool_call_id=call_id,
+            name=state.name,
+            arguments=state.arguments,
+            at_ms=self._rel(now_ms),
+            response_id=state.response_id,
         )
+        out.append(Audit(record))
+        if self.policy is not None:
+            out.append(self._check(record.record_id, self.policy.tool_call(record.name, record.arguments, record.at_ms), record.at_ms))
+            self.policy.note_tool_call()
 
     def _on_response_done(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
         response = event.get("response") or {}
@@ -309,6 +357,7 @@ class CallSession:
             return
         audio_end_ms = float(event.get("audio_end_ms", 0))
         turn.truncated_at_ms = audio_end_ms
+        heard = turn.heard_text(audio_end_ms)
         out.append(
             Audit(
                 TurnInterrupted(
@@ -316,11 +365,12 @@ class CallSession:
                     seq=turn.seq,
                     item_id=turn.item_id,
                     audio_end_ms=audio_end_ms,
-                    heard_text=turn.heard_text(audio_end_ms),
+                    heard_text=heard,
                     at_ms=self._rel(now_ms),
                 )
             )
         )
+        self._unhear_disclosures(turn, heard, now_ms, out)
 
     # ------------------------------------------------------------------ helpers
     def playback_position_ms(self, item_id: str, now_ms: float) -> float:
@@ -331,8 +381,7 @@ class CallSession:
         if turn.recorded:
             return
         turn.recorded = True
-        out.append(
-            Audit(
+        self._record_turn(
                 TurnRecord(
                     call_id=self.call_id,
                     seq=turn.seq,
@@ -343,16 +392,15 @@ class CallSession:
                     started_ms=turn.started_ms,
                     ended_ms=self._rel(now_ms),
                     audio_ms=(turn.audio_end_ms or 0) - (turn.audio_start_ms or 0) if turn.audio_end_ms else 0.0,
-                )
-            )
+                ),
+                out,
         )
 
     def _record_assistant(self, turn: AssistantTurn, now_ms: float, out: list[Action]) -> None:
         if turn.recorded:
             return
         turn.recorded = True
-        out.append(
-            Audit(
+        self._record_turn(
                 TurnRecord(
                     call_id=self.call_id,
                     seq=turn.seq,
@@ -364,9 +412,91 @@ class CallSession:
                     ended_ms=self._rel(now_ms),
                     audio_ms=turn.audio_ms,
                     response_id=turn.response_id,
+                ),
+                out,
+        )
+
+    def _record_turn(self, record: TurnRecord, out: list[Action]) -> None:
+        """Audit a finished turn and, under a policy pack, decide on its text and note what it spoke."""
+        out.append(Audit(record))
+        if self.policy is None or not record.text:
+            return
+        inp = self.policy.turn(record.role, record.text, record.ended_ms)
+        out.append(self._check(record.turn_id, inp, record.ended_ms, scan_pii=True))
+        for disclosure_id in self.policy.note_turn(record.role, record.text):
+            self._turn_disclosures.setdefault(record.item_id, []).append(disclosure_id)
+            out.append(
+                Audit(
+                    DisclosureRecord(
+                        call_id=self.call_id,
+                        disclosure_id=disclosure_id,
+                        text=self.policy.disclosure_texts[disclosure_id],
+                        at_ms=record.ended_ms,
+                        status="given",
+                        turn_seq=record.seq,
+                        redacted=True,  # the pack's own script, not caller text
+                    )
                 )
             )
-        )
+
+    def _unhear_disclosures(self, turn: AssistantTurn, heard: str, now_ms: float, out: list[Action]) -> None:
+        """A disclosure in an answer cut short counts only if the caller heard it."""
+        if self.policy is None:
+            return
+        said = spoken_form(heard)
+        for disclosure_id in self._turn_disclosures.get(turn.item_id, []):
+            script = self.policy.disclosure_texts[disclosure_id]
+            if spoken_form(script) in said:
+                continue
+            if disclosure_id in self.policy.disclosures:
+                self.policy.disclosures.remove(disclosure_id)
+            out.append(
+                Audit(
+                    DisclosureRecord(
+                        call_id=self.call_id,
+                        disclosure_id=disclosure_id,
+                        text=script,
+                        at_ms=self._rel(now_ms),
+                        status="missing",
+                        turn_seq=turn.seq,
+                        redacted=True,
+                    )
+                )
+            )
+
+    # ------------------------------------------------------------------ policy gate
+    def _check(self, subject_id: str, inp: PolicyInput, at_ms: float, *, scan_pii: bool = False) -> CheckPolicy:
+        self._checks += 1
+        return CheckPolicy(PolicyCheck(self._checks, subject_id, inp, at_ms, scan_pii))
+
+    def feed_policy_outcome(self, outcome: PolicyOutcome, now_ms: float) -> list[Action]:
+        """The gate decided a ``CheckPolicy``: record every rule's part in the decision.
+
+        In ``observe`` mode that is all; enforcing modes will act on ``outcome.decision`` here.
+        """
+        gate = self.config.gate
+        out: list[Action] = []
+        for finding in outcome.findings:
+            out.append(
+                Audit(
+                    PolicyDecisionRecord(
+                        call_id=self.call_id,
+                        seq=self._decisions,
+                        stage=outcome.check.stage,
+                        rule_id=finding.rule_id,
+                        effect=finding.effect,
+                        policy_version=outcome.decision.pack_version,
+                        at_ms=outcome.check.at_ms,
+                        policy_pack=gate.pack if gate else outcome.decision.pack,
+                        subject_id=outcome.check.subject_id,
+                        input_digest=outcome.input_digest,
+                        message=finding.message,
+                        redacted=True,  # rule messages are the pack's text
+                    )
+                )
+            )
+            self._decisions += 1
+        return out
 
     def _flush_open_turns(self, now_ms: float) -> list[Action]:
         out: list[Action] = []

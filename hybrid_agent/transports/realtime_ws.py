@@ -9,6 +9,7 @@ other transports (Twilio) translate here before feeding the session.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import time
@@ -18,16 +19,19 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 
 from hybrid_agent.audit.sink import AuditSink
+from hybrid_agent.policy.gate import PolicyCheck, PolicyGate
 from hybrid_agent.protocol.events import error_event
 from hybrid_agent.session import (
     Action,
     Audit,
     CallConfig,
     CallSession,
+    CheckPolicy,
     CloseClient,
     CloseUpstream,
     SendClient,
     SendUpstream,
+    GateConfig,
     StartTimer,
 )
 from hybrid_agent.settings import Settings
@@ -43,8 +47,19 @@ def _now_ms() -> float:
 class CallRunner:
     """Carries out a CallSession's actions against the two sockets of one call."""
 
-    def __init__(self, session: CallSession, client: WebSocket, upstream: object, audit: AuditSink) -> None:
+    def __init__(
+        self,
+        session: CallSession,
+        client: WebSocket,
+        upstream: object,
+        audit: AuditSink,
+        policy_gate: PolicyGate | None = None,
+        gate_executor: concurrent.futures.Executor | None = None,
+    ) -> None:
         self.session = session
+        self.policy_gate = policy_gate
+        self.gate_executor = gate_executor
+        self._checks: set[asyncio.Task[None]] = set()
         self.client = client
         self.upstream = upstream
         self.audit = audit
@@ -81,10 +96,25 @@ class CallRunner:
                     with contextlib.suppress(Exception):
                         await self.upstream.close(code=action.code, reason=action.reason)  # type: ignore[attr-defined]
                 self.done.set()
+            elif isinstance(action, CheckPolicy):
+                task = asyncio.create_task(self._decide(action.check))
+                self._checks.add(task)
+                task.add_done_callback(self._checks.discard)
             elif isinstance(action, StartTimer):
                 task = asyncio.create_task(self._timer(action))
                 self._timers.add(task)
                 task.add_done_callback(self._timers.discard)
+
+    async def _decide(self, check: PolicyCheck) -> None:
+        """PII analysis and policy evaluation run on the gate's worker thread, never on the event loop."""
+        if self.policy_gate is None:
+            return
+        try:
+            outcome = await asyncio.get_running_loop().run_in_executor(self.gate_executor, self.policy_gate.decide, check)
+        except Exception:
+            log.exception("call %s: policy check %s (%s) failed", self.session.call_id, check.check_id, check.stage)
+            return
+        await self.execute(self.session.feed_policy_outcome(outcome, _now_ms()))
 
     async def _timer(self, action: StartTimer) -> None:
         await asyncio.sleep(action.delay_ms / 1000.0)
@@ -137,10 +167,31 @@ class CallRunner:
                 self.upstream_open = False
                 with contextlib.suppress(Exception):
                     await self.upstream.close()  # type: ignore[attr-defined]
+            if self._checks:  # decisions still being taken land in the audit trail, after the call ended
+                await asyncio.wait(list(self._checks), timeout=10)
+
+
+def gate_config(policy_gate: PolicyGate | None, mode: str) -> GateConfig | None:
+    if policy_gate is None:
+        return None
+    pack = policy_gate.pack
+    return GateConfig(
+        pack=pack.name,
+        version=pack.version,
+        mode=mode,
+        history_turns=pack.manifest.history_turns,
+        disclosures=dict(pack.manifest.disclosures),
+    )
 
 
 async def serve_realtime_client(
-    websocket: WebSocket, *, settings: Settings, connector: UpstreamConnector, audit: AuditSink
+    websocket: WebSocket,
+    *,
+    settings: Settings,
+    connector: UpstreamConnector,
+    audit: AuditSink,
+    policy_gate: PolicyGate | None = None,
+    gate_executor: concurrent.futures.Executor | None = None,
 ) -> None:
     """Run one call for an authenticated Realtime-protocol caller."""
     await websocket.accept()
@@ -157,8 +208,9 @@ async def serve_realtime_client(
             model=settings.model,
             upstream=connector.label,
             max_message_bytes=settings.max_message_bytes,
+            gate=gate_config(policy_gate, settings.gate_mode),
         )
     )
-    runner = CallRunner(session, websocket, upstream, audit)
+    runner = CallRunner(session, websocket, upstream, audit, policy_gate, gate_executor)
     await runner.execute(session.start(_now_ms(), time.time()))
     await runner.run()
