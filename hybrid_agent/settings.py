@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # upstream
     upstream: str = Field(default="openai", description="openai | azure | sim | ws(s)://host/path")
     model: str = "gpt-realtime"
+    transcription_model: str = Field(
+        default="gpt-4o-transcribe",
+        description="Input transcription the bridge keeps on for every call (empty: leave it to the client).",
+    )
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
     )

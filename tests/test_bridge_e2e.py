@@ -363,3 +363,19 @@ def test_unimplemented_gate_mode_and_bad_pack_are_one_line_errors(tmp_path: Path
     (bad / "rules" / "r.yaml").write_text("rules:\n  - id: x.y\n    stage: user_text\n    effect: nope\n")
     run = subprocess.run([*exe, "--policy", str(bad)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "r.yaml" in run.stderr and "Traceback" not in run.stderr
+
+
+async def test_user_transcripts_arrive_even_if_the_client_never_asks_for_them() -> None:
+    """The middle layer needs what the caller said: the bridge keeps input transcription on."""
+    audit = MemoryAuditSink()
+    async with BridgeServer(bridge_settings(), audit=audit) as bridge:
+        async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+            await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "instructions": "only this"}}))
+            audio = speech(600) + silence(800)
+            for off in range(0, len(audio), 4800):
+                await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio[off : off + 4800]).decode()}))
+            seen = []
+            while "conversation.item.input_audio_transcription.completed" not in seen:
+                seen.append(json.loads(await asyncio.wait_for(ws.recv(), 10))["type"])
+            assert seen.count("session.updated") == 1  # only the answer to the client's own update
+    assert any(isinstance(r, TurnRecord) and r.role == "user" and r.text for r in audit.records)

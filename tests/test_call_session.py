@@ -315,3 +315,34 @@ def test_decisions_are_numbered_per_call_and_name_their_subject(banking_gate: Po
     user = [d for d in decisions if d.stage == "user_text"]
     assert user and all(d.subject_id == "call_g/turn/1" for d in user)
     assert "escalate" in {d.effect for d in user}
+
+
+# ---------------------------------------------------------------------------- input transcription kept on
+def test_bridge_turns_transcription_on_and_hides_the_answer() -> None:
+    s = CallSession(CallConfig(call_id="c", transcription_model="gpt-4o-transcribe"))
+    [update] = [a for a in s.start(0, 1) if isinstance(a, SendUpstream)]
+    assert update.event["session"]["audio"]["input"]["transcription"] == {"model": "gpt-4o-transcribe"}
+    updated = {"type": "session.updated", "event_id": "e", "session": {"type": "realtime"}}
+    assert not any(isinstance(a, SendClient) for a in s.feed_upstream(updated, 1))  # the bridge's own
+    assert isinstance(s.feed_upstream(updated, 2)[0], SendClient)  # the caller's
+
+
+def test_rejected_bridge_update_is_not_shown_and_does_not_swallow_the_next_answer() -> None:
+    s = CallSession(CallConfig(call_id="c"))
+    s.start(0, 1)
+    err = {"type": "error", "event_id": "e", "error": {"type": "invalid_request_error", "message": "no", "event_id": "event_bridge_transcription"}}
+    assert s.feed_upstream(err, 1) == []
+    updated = {"type": "session.updated", "event_id": "e", "session": {"type": "realtime"}}
+    assert isinstance(s.feed_upstream(updated, 2)[0], SendClient)
+
+
+def test_client_cannot_switch_transcription_off() -> None:
+    s = CallSession(CallConfig(call_id="c", transcription_model="gpt-4o-transcribe"))
+    frame = json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"transcription": None}}}})
+    [sent] = s.receive_client_frame(frame, 1)
+    assert isinstance(sent, SendUpstream) and sent.event["session"]["audio"]["input"]["transcription"] == {"model": "gpt-4o-transcribe"}
+
+
+def test_transcription_left_alone_when_disabled() -> None:
+    s = CallSession(CallConfig(call_id="c", transcription_model=None))
+    assert not any(isinstance(a, SendUpstream) for a in s.start(0, 1))

@@ -66,6 +66,12 @@ class CallConfig:
     upstream: str = ""
     max_message_bytes: int = 1 << 20
     gate: GateConfig | None = None
+    #: the middle layer reads what the caller said, so the bridge turns input transcription on
+    #: (and keeps it on); ``None`` leaves the session as the client configures it
+    transcription_model: str | None = "gpt-4o-transcribe"
+
+
+BRIDGE_UPDATE_EVENT_ID = "event_bridge_transcription"
 
 
 class CallSession:
@@ -95,6 +101,7 @@ class CallSession:
         self._checks = 0
         self._decisions = 0
         self._turn_disclosures: dict[str, list[str]] = {}  # assistant item -> disclosures it spoke
+        self._own_updates = 0  # session.update events the bridge sent whose answer the caller must not see
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, now_ms: float, wall_time: float) -> list[Action]:
@@ -115,9 +122,19 @@ class CallSession:
                 )
             )
         ]
+        if self.config.transcription_model:
+            self._own_updates += 1
+            out.append(SendUpstream(self._transcription_update()))
         if self.policy is not None:
             out.append(self._check(self.call_id, self.policy.session_start(), 0.0))
         return out
+
+    def _transcription_update(self) -> dict[str, Any]:
+        return {
+            "type": "session.update",
+            "event_id": BRIDGE_UPDATE_EVENT_ID,
+            "session": {"type": "realtime", "audio": {"input": {"transcription": {"model": self.config.transcription_model}}}},
+        }
 
     def client_closed(self, now_ms: float) -> list[Action]:
         return self._end(now_ms, "completed", [CloseUpstream(1000, "caller hung up")])
@@ -180,6 +197,12 @@ class CallSession:
 
     def _on_client_event(self, event: dict[str, Any], now_ms: float, raw: str | None) -> list[Action]:
         kind = event["type"]
+        if kind == "session.update" and self.config.transcription_model:
+            audio_in = ((event.get("session") or {}).get("audio") or {}).get("input") or {}
+            if "transcription" in audio_in and audio_in["transcription"] is None:
+                # turning transcription off would blind the middle layer (and the audit): keep it on
+                audio_in["transcription"] = {"model": self.config.transcription_model}
+                return [SendUpstream(event)]
         if kind == "input_audio_buffer.append":
             audio = event["audio"]
             try:
@@ -234,8 +257,21 @@ class CallSession:
         handler = _UPSTREAM_HANDLERS.get(event["type"])
         if handler is not None:
             handler(self, event, now_ms, out)
-        out.insert(0, SendClient(event, raw))
+        if not self._answers_own_update(event):
+            out.insert(0, SendClient(event, raw))
         return out
+
+    def _answers_own_update(self, event: dict[str, Any]) -> bool:
+        """The answer to the bridge's own session.update is the bridge's business, not the caller's."""
+        if self._own_updates <= 0:
+            return False
+        if event["type"] == "session.updated":
+            self._own_updates -= 1
+            return True
+        if event["type"] == "error" and (event.get("error") or {}).get("event_id") == BRIDGE_UPDATE_EVENT_ID:
+            self._own_updates -= 1
+            return True
+        return False
 
     def _on_session(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
         audio = (event.get("session") or {}).get("audio") or {}

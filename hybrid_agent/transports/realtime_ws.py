@@ -209,6 +209,7 @@ async def serve_realtime_client(
             upstream=connector.label,
             max_message_bytes=settings.max_message_bytes,
             gate=gate_config(policy_gate, settings.gate_mode),
+            transcription_model=settings.transcription_model or None,
         )
     )
     runner = CallRunner(session, websocket, upstream, audit, policy_gate, gate_executor)
