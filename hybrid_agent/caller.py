@@ -161,7 +161,9 @@ class ScriptedCaller:
             deadline = time.monotonic() + self.idle_timeout_s
             if event["type"] == "response.done":
                 response = event["response"]
-                if response.get("status") == "cancelled" or any(o.get("type") == "message" for o in response.get("output") or []):
+                kinds = {o.get("type") for o in response.get("output") or []}
+                # a spoken answer ends the turn; "let me check" + a function call does not (the tool round follows)
+                if response.get("status") == "cancelled" or ("message" in kinds and "function_call" not in kinds):
                     if barge_in is None:
                         await self._finish_playback()
                         return

@@ -150,21 +150,41 @@ def test_user_turn_ordered_by_speech_start_even_when_transcript_is_late() -> Non
 
 
 def test_barge_in_truncation_records_heard_text() -> None:
+    """The usual real case: all audio already arrived (response completed), the caller heard part of it."""
     s = make_session()
     out: list = []
     words = ["One ", "two ", "three ", "four."]
     for ev in response_events("r1", "a1", words, 4800):  # 100 ms of audio per word
         out += s.feed_upstream(ev, 50)
+    out += s.feed_upstream({"type": "response.done", "event_id": "e", "response": {"id": "r1", "status": "completed"}}, 60)
     assert s.playback_position_ms("a1", 50 + 150) == pytest.approx(150)
     out += s.feed_upstream({"type": "input_audio_buffer.speech_started", "event_id": "e", "item_id": "u2", "audio_start_ms": 900}, 200)
     out += s.receive_client_frame(json.dumps({"type": "conversation.item.truncate", "item_id": "a1", "content_index": 0, "audio_end_ms": 150}), 201)
     out += s.feed_upstream({"type": "conversation.item.truncated", "event_id": "e", "item_id": "a1", "content_index": 0, "audio_end_ms": 150}, 210)
-    out += s.feed_upstream({"type": "response.done", "event_id": "e", "response": {"id": "r1", "status": "cancelled"}}, 220)
     [interrupted] = [r for r in audits(out) if isinstance(r, TurnInterrupted)]
-    assert interrupted.heard_text == "One two"
+    assert interrupted.heard_text == "One two"  # 150 of 400 ms: the second word had started
     assert interrupted.audio_end_ms == 150
     [turn] = [r for r in audits(out) if isinstance(r, TurnRecord)]
-    assert turn.status == "cancelled" and turn.text == "One two three four."
+    assert turn.text == "One two three four."
+
+
+def test_heard_text_of_a_cancelled_answer_uses_the_calls_speaking_rate() -> None:
+    """A transcript that ran ahead of its audio is cut by the rate learned from finished answers."""
+    s = make_session()
+    for ev in response_events("r0", "a0", ["Hello ", "there."], 24000):  # 12 chars in 1000 ms
+        s.feed_upstream(ev, 10)
+    s.feed_upstream({"type": "response.done", "event_id": "e", "response": {"id": "r0", "status": "completed"}}, 20)
+    words = ["We ", "offer ", "three ", "kinds ", "of ", "accounts ", "today."]
+    evs = response_events("r1", "a1", words, 0)  # the whole transcript arrived, almost no audio yet
+    evs = [e for e in evs if e["type"] != "response.output_audio.delta"]
+    evs.append({"type": "response.output_audio.delta", "event_id": "e", "response_id": "r1", "item_id": "a1", "output_index": 0, "content_index": 0, "delta": b64(48000)})
+    out: list = []
+    for ev in evs:
+        out += s.feed_upstream(ev, 30)
+    out += s.feed_upstream({"type": "response.done", "event_id": "e", "response": {"id": "r1", "status": "cancelled"}}, 40)
+    out += s.feed_upstream({"type": "conversation.item.truncated", "event_id": "e", "item_id": "a1", "content_index": 0, "audio_end_ms": 700}, 50)
+    [interrupted] = [r for r in audits(out) if isinstance(r, TurnInterrupted)]
+    assert interrupted.heard_text == "We offer"  # 700 ms x 0.012 chars/ms = 8.4 chars
 
 
 def test_function_call_and_output_are_audited() -> None:

@@ -335,13 +335,13 @@ async def test_vad_timing(fmt: str) -> None:
         c = await open_client(sim)
         if fmt != "audio/pcm":
             await c.session_update(audio={"input": {"format": {"type": fmt}}, "output": {"format": {"type": fmt}}})
-        # prefix padding 300 ms: speech at 500 ms -> audio_start_ms 200; stop after 500 ms of silence
+        # prefix padding 300 ms: speech at 500 ms -> audio_start_ms 200; stop after 200 ms of silence (GA default)
         await c.speak(fmt, pre=500, ms=600, post=700)
         started = await c.until("input_audio_buffer.speech_started")
         stopped = await c.until("input_audio_buffer.speech_stopped")
         committed = await c.until("input_audio_buffer.committed")
         assert abs(started["audio_start_ms"] - 200) <= 20
-        assert abs(stopped["audio_end_ms"] - 1600) <= 20
+        assert abs(stopped["audio_end_ms"] - 1300) <= 20
         assert started["item_id"] == stopped["item_id"] == committed["item_id"]
         added = await c.until("conversation.item.added")
         assert added["item"]["role"] == "user" and added["item"]["content"][0]["type"] == "input_audio"
@@ -447,12 +447,13 @@ async def test_truncate_and_items() -> None:
         await c.send("conversation.item.truncate", item_id="item_nope", content_index=0, audio_end_ms=10)
         ev = await c.recv()
         assert ev["type"] == "error" and ev["error"]["param"] == "item_id"
+        assert ev["error"]["code"] == "item_truncate_invalid_item_id"
         await c.send("conversation.item.truncate", item_id=item["id"], content_index=0, audio_end_ms=1000)
         ev = await c.recv()
         assert ev == {**ev, "type": "conversation.item.truncated", "item_id": item["id"], "audio_end_ms": 1000}
         await c.send("conversation.item.retrieve", item_id=item["id"])
         got = await c.recv()
-        assert got["item"]["content"][0]["transcript"] == "Hello there, how"  # words started before 1000 ms
+        assert got["item"]["content"][0]["transcript"] == ""  # the service deletes the truncated transcript
         # create / delete
         await c.send("conversation.item.create", item={"type": "message", "role": "user",
                                                        "content": [{"type": "input_text", "text": "hi"}]})
@@ -645,3 +646,30 @@ async def test_serve_simulator_announces(capsys: pytest.CaptureFixture[str]) -> 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_unknown_parameters_are_rejected_like_the_service() -> None:
+    """A beta-era field anywhere in an event gets unknown_parameter and the whole event is dropped."""
+    async with RealtimeSimulator(scenario(), validate=True) as sim:
+        c = await open_client(sim)
+        await c.send("session.update", session={"type": "realtime", "instructions": "new",
+                                                "input_audio_transcription": {"model": "whisper-1"}})
+        ev = await c.recv()
+        assert ev["type"] == "error" and ev["error"]["code"] == "unknown_parameter"
+        assert ev["error"]["param"] == "session.input_audio_transcription"
+        await c.send("response.create", response={"modalities": ["text"]})
+        ev = await c.recv()
+        assert ev["error"]["code"] == "unknown_parameter" and ev["error"]["param"] == "response.modalities"
+        got = await c.session_update(instructions="kept")  # a valid update still works
+        assert got["session"]["instructions"] == "kept"
+
+
+async def test_truncating_user_audio_or_silence_is_unsupported() -> None:
+    async with RealtimeSimulator(scenario(), validate=True) as sim:
+        c = await open_client(sim)
+        await c.send("conversation.item.create", item={"type": "message", "role": "user",
+                                                       "content": [{"type": "input_text", "text": "hi"}]})
+        added = await c.until("conversation.item.added")
+        await c.send("conversation.item.truncate", item_id=added["item"]["id"], content_index=0, audio_end_ms=0)
+        ev = await c.until("error")
+        assert ev["error"]["code"] == "unsupported_content_type"

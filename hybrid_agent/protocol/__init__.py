@@ -8,6 +8,7 @@ from hybrid_agent.protocol.events import (
     EventValidationError,
     error_event,
     new_id,
+    unknown_parameters,
     validate_client_event,
     validate_server_event,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "EventValidationError",
     "error_event",
     "new_id",
+    "unknown_parameters",
     "validate_client_event",
     "validate_server_event",
 ]

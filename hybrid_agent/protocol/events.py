@@ -81,6 +81,27 @@ def validate_client_event(event: Any) -> BaseModel:
     return _validate(_client_adapter(), CLIENT_EVENT_TYPES, event, "client")
 
 
+def unknown_parameters(model: BaseModel, prefix: str = "") -> list[str]:
+    """Dotted paths of fields a validated event carries that the SDK's models do not know.
+
+    The SDK models accept extra keys (``model_extra``); the real service rejects them
+    with ``unknown_parameter`` (for example a beta-era ``session.input_audio_transcription``).
+    """
+    found = [f"{prefix}{key}" for key in (model.model_extra or {})]
+    for name, value in model:
+        for path, item in _children(f"{prefix}{name}", value):
+            found.extend(unknown_parameters(item, f"{path}."))
+    return found
+
+
+def _children(path: str, value: Any) -> list[tuple[str, BaseModel]]:
+    if isinstance(value, BaseModel):
+        return [(path, value)]
+    if isinstance(value, (list, tuple)):
+        return [(f"{path}[{i}]", v) for i, v in enumerate(value) if isinstance(v, BaseModel)]
+    return []
+
+
 def new_id(prefix: str) -> str:
     """An id shaped like the service's (``event_...``, ``item_...``, ``resp_...``)."""
     return f"{prefix}_{secrets.token_hex(10)}"

@@ -43,7 +43,13 @@ from hybrid_agent.session.actions import (
     SendClient,
     SendUpstream,
 )
-from hybrid_agent.session.turns import AssistantTurn, ToolCallState, TranscriptPiece, UserTurn
+from hybrid_agent.session.turns import (
+    DEFAULT_CHARS_PER_MS,
+    AssistantTurn,
+    ToolCallState,
+    TranscriptPiece,
+    UserTurn,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +108,7 @@ class CallSession:
         self._decisions = 0
         self._turn_disclosures: dict[str, list[str]] = {}  # assistant item -> disclosures it spoke
         self._own_updates = 0  # session.update events the bridge sent whose answer the caller must not see
+        self._rates: list[float] = []  # speaking rates of finished answers (chars per ms of audio)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, now_ms: float, wall_time: float) -> list[Action]:
@@ -384,6 +391,12 @@ class CallSession:
             if turn.response_id == response.get("id") and not turn.recorded:
                 turn.status = "cancelled" if status == "cancelled" else status
                 self._record_assistant(turn, now_ms, out)
+        if status == "completed":
+            for turn in self.assistant_turns.values():
+                if turn.response_id == response.get("id") and turn.audio_ms > 0:
+                    turn.audio_complete = True
+                    if turn.chars_per_ms:
+                        self._rates.append(turn.chars_per_ms)
         if self.active_response_id == response.get("id"):
             self.active_response_id = None
 
@@ -393,7 +406,8 @@ class CallSession:
             return
         audio_end_ms = float(event.get("audio_end_ms", 0))
         turn.truncated_at_ms = audio_end_ms
-        heard = turn.heard_text(audio_end_ms)
+        rate = sum(self._rates[-5:]) / len(self._rates[-5:]) if self._rates else DEFAULT_CHARS_PER_MS
+        heard = turn.heard_text(audio_end_ms, rate)
         out.append(
             Audit(
                 TurnInterrupted(

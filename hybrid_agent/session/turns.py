@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+_WORD = re.compile(r"\S+")
+
+#: speaking rate when a call has no finished answer to learn it from (about 150 words a minute)
+DEFAULT_CHARS_PER_MS = 0.014
 
 
 @dataclass(slots=True)
@@ -37,18 +43,36 @@ class AssistantTurn:
     status: str = "in_progress"
     recorded: bool = False
     truncated_at_ms: float | None = None
+    audio_complete: bool = False  # every word of the transcript has its audio (the response completed)
 
     @property
     def text(self) -> str:
         return self.transcript if self.transcript is not None else "".join(p.text for p in self.pieces)
 
-    def heard_text(self, audio_end_ms: float) -> str:
-        """The transcript the caller heard when playback stopped at ``audio_end_ms``.
+    @property
+    def chars_per_ms(self) -> float | None:
+        """This answer's speaking rate, when its audio covers its whole transcript."""
+        if self.audio_complete and self.audio_ms > 0 and self.text:
+            return len(self.text) / self.audio_ms
+        return None
 
-        A piece counts as heard when the audio that preceded it had started playing;
-        transcript deltas arrive with (or just before) the audio they describe.
+    def heard_text(self, audio_end_ms: float, chars_per_ms: float = DEFAULT_CHARS_PER_MS) -> str:
+        """The words the caller heard when playback stopped at ``audio_end_ms``.
+
+        The service's transcript is not aligned to its audio (deltas come in bursts,
+        ahead of the audio), so the cut is placed by speaking rate: the answer's own
+        rate when its audio is complete, else ``chars_per_ms`` (learned from the
+        call's finished answers).  A word counts as heard once it has started.
         """
-        return "".join(p.text for p in self.pieces if p.audio_offset_ms < audio_end_ms).strip()
+        text = self.text
+        rate = self.chars_per_ms or chars_per_ms
+        cut = audio_end_ms * rate
+        end = 0
+        for m in _WORD.finditer(text):
+            if m.start() >= cut:
+                break
+            end = m.end()
+        return text[:end].strip()
 
     def playback_position_ms(self, now_ms: float) -> float:
         """Estimated ms of this item's audio the caller has heard, assuming real-time playback."""

@@ -74,6 +74,9 @@ class AudioSettings(_Model):
     words_per_minute: float = Field(default=150.0, gt=0)
     speed: float = Field(default=4.0, ge=0)
     chunk_ms: float = Field(default=200.0, gt=0)
+    transcript_lead_words: int = Field(
+        default=6, ge=0, description="how far the transcript deltas run ahead of the audio (0: word-aligned)"
+    )
 
 
 class Fault(_Model):

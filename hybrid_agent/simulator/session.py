@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 from websockets.exceptions import ConnectionClosed
 
 from hybrid_agent.protocol.audio import SAMPLE_RATE, duration_ms, rms, to_pcm16
-from hybrid_agent.protocol.events import EventValidationError, error_event, new_id, validate_client_event, validate_server_event
+from hybrid_agent.protocol.events import (
+    EventValidationError,
+    error_event,
+    new_id,
+    unknown_parameters,
+    validate_client_event,
+    validate_server_event,
+)
 from hybrid_agent.simulator import synth
 from hybrid_agent.simulator.scenario import Fault, Scenario, ToolCall
 
@@ -45,7 +52,7 @@ SERVER_VAD_DEFAULTS: dict[str, Any] = {
     "type": "server_vad",
     "threshold": 0.5,
     "prefix_padding_ms": 300,
-    "silence_duration_ms": 500,
+    "silence_duration_ms": 200,  # what the GA service reports in session.created (its docs say 500)
     "idle_timeout_ms": None,
     "create_response": True,
     "interrupt_response": True,
@@ -294,10 +301,13 @@ class SimSession:
             if isinstance(event, dict) and event.get("type") == "session.update":
                 self._check_session_update(event.get("session"))
             try:
-                validate_client_event(event)
+                model = validate_client_event(event)
             except EventValidationError as exc:
                 code = "missing_required_parameter" if "Field required" in str(exc) else "invalid_value"
                 raise _ClientError(str(exc), code=code, param=exc.param) from None
+            unknown = [p for p in unknown_parameters(model) if p != "event_id"]
+            if unknown:  # the real service rejects the whole event
+                raise _ClientError(f"Unknown parameter: '{unknown[0]}'.", code="unknown_parameter", param=unknown[0])
             handler = getattr(self, "on_" + event["type"].replace(".", "_"))
             await handler(event)
         except _ClientError as exc:
@@ -604,13 +614,16 @@ class SimSession:
         await self.emit({"type": "conversation.item.retrieved", "item": copy.deepcopy(info.item)})
 
     async def on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
-        info = self._item(event["item_id"])
+        info = self.info.get(event["item_id"])
+        if info is None:
+            raise _ClientError(f"Invalid item_id: no item with id '{event['item_id']}' to truncate.",
+                               code="item_truncate_invalid_item_id", param="item_id")
         item = info.item
-        if item["type"] != "message" or item.get("role") != "assistant":
-            raise _ClientError("Only assistant message items can be truncated.", param="item_id")
-        if event["content_index"] != 0 or not item["content"] or item["content"][0].get("type") != "output_audio":
-            raise _ClientError(f"Content part {event['content_index']} of item '{item['id']}' has no audio.",
-                               param="content_index")
+        # like the service: only model audio can be truncated, also while its response still runs
+        if item["type"] != "message" or item.get("role") != "assistant" or event["content_index"] != 0 \
+                or info.audio_ms <= 0:
+            raise _ClientError("Only model output audio messages can be truncated.",
+                               code="unsupported_content_type", param="item_id")
         end = event["audio_end_ms"]
         if end < 0 or end > info.audio_ms:
             raise _ClientError(f"Audio content of {info.audio_ms:.0f}ms is already shorter than {end}ms",
@@ -618,7 +631,9 @@ class SimSession:
         kept = [w for w, start in zip(info.words, info.word_starts) if start < end]
         info.words, info.word_starts = kept, info.word_starts[: len(kept)]
         info.audio_ms = float(end)
-        item["content"][0]["transcript"] = " ".join(kept)
+        if item["content"]:
+            # "Truncating audio will delete the server-side text transcript" (API reference)
+            item["content"][0]["transcript"] = ""
         await self.emit({"type": "conversation.item.truncated", "item_id": item["id"], "content_index": 0,
                          "audio_end_ms": end})
 
@@ -795,9 +810,11 @@ class SimSession:
                 resp.deltas += 1
                 await self.emit({"type": "response.output_text.delta", **ids,
                                  "delta": word if i == 0 else " " + word}, resp)
+        lead_ms = settings.transcript_lead_words * ms_per_word
         while audio and sent_ms < total_ms - 1e-6 and resp.cancel_reason is None:
             chunk_ms = min(settings.chunk_ms, total_ms - sent_ms)
-            while len(said) < len(words) and len(said) * ms_per_word < sent_ms + chunk_ms:
+            # the service's transcript runs ahead of its audio, in bursts: no alignment to rely on
+            while len(said) < len(words) and len(said) * ms_per_word < sent_ms + chunk_ms + lead_ms:
                 i = len(said)
                 said.append(words[i])
                 info.words.append(words[i])
