@@ -24,7 +24,6 @@ old decision at the start is taken to have been ``require_disclosure`` (by the r
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -39,7 +38,8 @@ from hybrid_agent.audit.records import (
     TurnRecord,
 )
 from hybrid_agent.policy.engine import Decision, Pack, strongest
-from hybrid_agent.policy.schema import VERIFICATION_LEVELS, HistoryTurn, PolicyInput, SessionInput
+from hybrid_agent.policy.live import PolicySession
+from hybrid_agent.policy.schema import PolicyInput
 
 _PLACEHOLDER = re.compile(r"\[([A-Z][A-Z0-9_]*)\]|<([A-Z][A-Z0-9_]*)>")
 
@@ -126,16 +126,6 @@ def pii_from_placeholders(text: str) -> dict[str, int]:
     return out
 
 
-def _json_obj(s: str | None) -> dict[str, Any]:
-    if not s:
-        return {}
-    try:
-        v = json.loads(s)
-    except (ValueError, TypeError):
-        return {}
-    return v if isinstance(v, dict) else {}
-
-
 def _clip(s: str, n: int = 60) -> str:
     s = " ".join((s or "").split())
     return s if len(s) <= n else s[: n - 1] + "…"
@@ -168,16 +158,7 @@ def replay_call(pack: Pack, call: RecordedCall) -> Iterator[ReplayEvent]:
             timeline.append((r.at_ms, 1, r))
     timeline.sort(key=lambda x: (x[0], x[1], getattr(x[2], "seq", 0)))
 
-    disclosures: list[str] = []
-    level = "none"
-    history: list[HistoryTurn] = []
-    n_user = n_assistant = n_tools = 0
-
-    def session(at_ms: float) -> SessionInput:
-        return SessionInput(
-            verification_level=level, disclosures=list(disclosures), elapsed_s=max(0.0, at_ms / 1000.0),
-            turns=n_user + n_assistant, user_turns=n_user, assistant_turns=n_assistant, tool_calls=n_tools, channel=channel,
-        )
+    state = PolicySession(channel=channel, history_turns=pack.manifest.history_turns)
 
     def old_for(stage: str, *subjects: str) -> tuple[str | None, tuple[str, ...]]:
         rs = [r for s in dict.fromkeys(subjects) for r in old.get(s, []) if r.stage == stage]
@@ -191,7 +172,7 @@ def replay_call(pack: Pack, call: RecordedCall) -> Iterator[ReplayEvent]:
         oe, orules = old_for(stage, subject, *alt)
         return ReplayEvent(call.call_id, subject, stage, at_ms, turn, tool_call_id, summary, oe, orules, pack.evaluate(inp))
 
-    start = event("session_start", call.call_id, 0.0, PolicyInput(stage="session_start", session=session(0.0)), summary="(call start)")
+    start = event("session_start", call.call_id, 0.0, state.session_start(), summary="(call start)")
     if start.old_effect is None:
         # no recorded decision: disclosures given in the call show the old pack required them at the start
         given = [r for r in recs if isinstance(r, DisclosureRecord) and r.status in ("given", "acknowledged")]
@@ -201,37 +182,23 @@ def replay_call(pack: Pack, call: RecordedCall) -> Iterator[ReplayEvent]:
 
     for at, _, r in timeline:
         if isinstance(r, DisclosureRecord):
-            if r.status in ("given", "acknowledged") and r.disclosure_id not in disclosures:
-                disclosures.append(r.disclosure_id)
+            if r.status in ("given", "acknowledged"):
+                state.note_disclosure(r.disclosure_id)
         elif isinstance(r, ToolResultRecord):
-            out = _json_obj(r.output)
-            lvl = out.get("verification_level", (r.extra or {}).get("verification_level"))
-            if isinstance(lvl, str) and lvl in VERIFICATION_LEVELS and r.status == "ok":
-                level = lvl
+            state.note_tool_result(r.output, r.extra, ok=r.status == "ok")
             tc = tool_calls.get(r.tool_call_id)
-            inp = PolicyInput(
-                stage="tool_result", text=r.output or "", pii=pii_from_placeholders(r.output), tool=tc.name if tc else "",
-                args=_json_obj(tc.arguments) if tc else {}, result=out, session=session(at), history=list(history),
-            )
+            inp = state.tool_result(tc.name if tc else "", tc.arguments if tc else "", r.output or "", at, pii_from_placeholders(r.output))
             yield event("tool_result", r.record_id, at, inp, alt=(r.tool_call_id,), tool_call_id=r.tool_call_id,
                         summary=f"{tc.name if tc else '?'} -> {_clip(r.output, 40)}")
         elif isinstance(r, ToolCallRecord):
-            inp = PolicyInput(
-                stage="tool_call", tool=r.name, args=_json_obj(r.arguments), session=session(at), history=list(history),
-            )
-            yield event("tool_call", r.record_id, at, inp, alt=(r.tool_call_id,), tool_call_id=r.tool_call_id,
-                        summary=f"{r.name}({_clip(r.arguments, 40)})")
-            n_tools += 1
+            yield event("tool_call", r.record_id, at, state.tool_call(r.name, r.arguments, at), alt=(r.tool_call_id,),
+                        tool_call_id=r.tool_call_id, summary=f"{r.name}({_clip(r.arguments, 40)})")
+            state.note_tool_call()
         elif isinstance(r, TurnRecord):
             if r.text:
-                stage = "user_text" if r.role == "user" else "assistant_text"
-                inp = PolicyInput(stage=stage, text=r.text, pii=pii_from_placeholders(r.text), session=session(at), history=list(history))
-                yield event(stage, r.turn_id, at, inp, alt=(r.item_id,), turn=r.seq, summary=_clip(r.text))
-                history.append(HistoryTurn(role=r.role, text=r.text))
-            if r.role == "user":
-                n_user += 1
-            else:
-                n_assistant += 1
+                inp = state.turn(r.role, r.text, at, pii_from_placeholders(r.text))
+                yield event(str(inp.stage), r.turn_id, at, inp, alt=(r.item_id,), turn=r.seq, summary=_clip(r.text))
+            state.note_turn(r.role, r.text)
 
 
 _EFFECTS = {"allow", "deny", "confirm", "step_up", "redact", "block_speech", "escalate", "require_disclosure"}
