@@ -95,6 +95,8 @@ async def run_demo(settings: Settings, scenario: str | None = None) -> int:
     from hybrid_agent.audit.queries import verify_chain
 
     names = [scenario] if scenario else ["banking", "barge_in"]
+    if settings.pseudonym_key is None:  # a fixed, published key: fine for a demo database, never for production
+        settings = settings.model_copy(update={"pseudonym_key": SecretStr("hybrid-agent-demo-pseudonym-key")})
     upgrade(settings.database_url)
     writer = make_writer(settings, spool_path=Path(DEMO_SPOOL))
     await writer.start()
