@@ -179,6 +179,7 @@ TAMPERING = {
     "delete_row_and_its_ledger_entry": (
         "DELETE FROM ledger WHERE row_id = 'call_A/turn/2'; DELETE FROM turns WHERE id = 'call_A/turn/2'", None, None),
     "edit_ledger_hash": ("UPDATE ledger SET hash = 'ab' || substr(hash, 3) WHERE seq = 5", "ledger", None),
+    "edit_ledger_written_at": ("UPDATE ledger SET written_at = written_at + 3600 WHERE seq = 4", "ledger", None),
 }
 
 
@@ -213,7 +214,7 @@ async def test_chain_rewrite_caught_by_anchor(db_url: str, tamper: Any, tmp_path
     prev = "0" * 64
     for rec in recs:  # a forger recomputes every link
         canon = canonical(rec["table"], normalize(rec["table"], rec["record"]))
-        h = chain_hash(prev, canon)
+        h = chain_hash(prev, canon, rec["written_at"])
         tamper("UPDATE ledger SET record_hash = :r, prev_hash = :p, hash = :h WHERE seq = :s",
                r=record_hash(canon), p=prev, h=h, s=rec["ledger_seq"])
         prev = h
@@ -240,6 +241,7 @@ async def test_append_only_guard(db_url: str, tmp_path: Any) -> None:
 
 # ---------------------------------------------------------------------------- PII
 SPOKEN_CARD = "four one one one one one one one one one one one one one one one"
+SSN_SPACED, SSN_EN_DASH, SSN_SLASHED = "123 - 45 - 6789", "123\u201345\u20136789", "123 / 45 / 6789"
 
 async def test_no_raw_identifier_anywhere(db_url: str, tmp_path: Any) -> None:
     """Planted identifiers go in through the normal path; a full dump of the database has none of them."""
@@ -251,6 +253,8 @@ async def test_no_raw_identifier_anywhere(db_url: str, tmp_path: Any) -> None:
         ToolResultRecord("call_P", "tc", f"found {ACCOUNT}", 800.0, extra={"email": EMAIL}),
         DisclosureRecord("call_P", "kyc", f"We will call you back on {PHONE}", 900.0),
         TurnRecord("call_P", 2, "user", "i2", f"my card is {SPOKEN_CARD}", "completed", 950, 990),
+        # SSNs with separators that are not a single '-' or space
+        TurnRecord("call_P", 3, "user", "i3", f"ssn {SSN_SPACED}, or {SSN_EN_DASH}, or {SSN_SLASHED}", "completed", 991, 995),
         CallEnded("call_P", 1000.0, "completed"),
     ]
     await record(db_url, recs, tmp_path)
@@ -269,7 +273,8 @@ async def test_no_raw_identifier_anywhere(db_url: str, tmp_path: Any) -> None:
     blob = dump.getvalue()
     assert "call_P" in blob and "<PHONE_NUMBER>" in blob and "<EMAIL_ADDRESS>" in blob
     assert "<CREDIT_CARD>" in blob  # the spoken card number went through the PII gate
-    for planted in (PHONE, "4155550199", "415-555-0199", "555 0199", ACCOUNT, "99887766", EMAIL, SPOKEN_CARD, "4111111111111111"):
+    for planted in (PHONE, "4155550199", "415-555-0199", "555 0199", ACCOUNT, "99887766", EMAIL, SPOKEN_CARD, "4111111111111111",
+                    SSN_SPACED, SSN_EN_DASH, SSN_SLASHED, "45 - 6789", "45–6789", "45 / 6789"):
         assert planted not in blob, planted
 
 

@@ -8,6 +8,7 @@ Every query prints a readable table by default and JSON with ``--json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import re
@@ -55,10 +56,30 @@ def parse_time(value: str) -> float:
     return dt.timestamp()
 
 
-def fmt_time(epoch: float | None) -> str:
+def fmt_time(epoch: Any) -> str:
     if epoch is None:
         return "-"
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return f"?{epoch!r}"  # not a time: shown as stored (verify reports the row)
+
+
+def fmt_secs(ms: Any, spec: str = ".1f") -> str:
+    """Milliseconds as seconds; a value that is not a number (odd stored type) is shown as stored."""
+    if type(ms) not in (int, float):
+        return "-" if ms is None else f"?{ms!r}"
+    return f"{ms / 1000:{spec}}s"
+
+
+def positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
+    return n
 
 
 def _clip(value: Any, width: int = 60) -> str:
@@ -148,7 +169,7 @@ def cmd_calls(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         r["started"] = fmt_time(r["started_at"])
-        r["duration"] = "-" if r["duration_ms"] is None else f"{r['duration_ms'] / 1000:.1f}s"
+        r["duration"] = fmt_secs(r["duration_ms"])
         r["outcome"] = r["outcome"] or "(open)"
     print_table(rows, [("call_id", "CALL"), ("started", "STARTED"), ("channel", "CHANNEL"), ("outcome", "OUTCOME"),
                        ("duration", "DURATION"), ("turns", "TURNS"), ("violations", "VIOLATIONS"),
@@ -179,16 +200,17 @@ def render_call(call: dict[str, Any]) -> list[str]:
         f"caller {c.get('caller_pseudonym') or '-'}",
     ]
     for e in call["timeline"]:
-        at = f"{e['at_ms'] / 1000:7.1f}s"
+        at = fmt_secs(e["at_ms"], "7.1f").rjust(8)
         if e["kind"] == "turn":
             text = e["text"] if e["text"] is not None else f"({e['status']})"
-            lines.append(f"{at}  #{e['seq']:<3} {e['role']:<9} {text}")
+            lines.append(f"{at}  #{e['seq']!s:<3} {e['role']!s:<9} {text}")
             if e["interrupted"]:
-                lines.append(f"{'':8}       interrupted: caller heard {e['audio_end_ms'] / 1000:.1f}s of "
-                             f"{(e['audio_ms'] or 0) / 1000:.1f}s: \"{e['heard_text']}\"")
+                lines.append(f"{'':8}       interrupted: caller heard {fmt_secs(e['audio_end_ms'])} of "
+                             f"{fmt_secs(e['audio_ms'] or 0)}: \"{e['heard_text']}\"")
         elif e["kind"] == "tool_call":
             res = e["result"]
-            outcome = "(no result)" if res is None else f"{res['status']}: {_clip(res['output'], 80)} ({res['latency_ms']:.0f} ms)"
+            latency = "?" if res is None or res["latency_ms"] is None else f"{res['latency_ms']:.0f}"
+            outcome = "(no result)" if res is None else f"{res['status']}: {_clip(res['output'], 80)} ({latency} ms)"
             lines.append(f"{at}       tool      {e['name']}({_clip(e['arguments'], 80)}) -> {outcome}")
         elif e["kind"] == "decision":
             flag = "  VIOLATION" if e["violation"] else ""
@@ -197,7 +219,7 @@ def render_call(call: dict[str, Any]) -> list[str]:
         elif e["kind"] == "disclosure":
             lines.append(f"{at}       disclosure {e['disclosure_id']} ({e['status']}): {_clip(e['text'], 80)}")
     end = call["ended"]
-    lines.append(f"  call ended: {end['outcome']} after {end['at_ms'] / 1000:.1f}s" if end else "  call has not ended (no end recorded)")
+    lines.append(f"  call ended: {end['outcome']} after {fmt_secs(end['at_ms'])}" if end else "  call has not ended (no end recorded)")
     return lines
 
 
@@ -211,7 +233,7 @@ def cmd_violations(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         r["call_started"] = fmt_time(r["call_started_at"])
-        r["at"] = f"{r['at_ms'] / 1000:.1f}s"
+        r["at"] = fmt_secs(r["at_ms"])
     print_table(rows, [("call_id", "CALL"), ("call_started", "CALL STARTED"), ("at", "AT"), ("stage", "STAGE"),
                        ("rule_id", "RULE"), ("effect", "EFFECT"), ("policy_version", "POLICY"), ("message", "MESSAGE")],
                 sys.stdout, width=40)
@@ -228,7 +250,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         dump_json(rows, sys.stdout)
         return 0
     for r in rows:
-        r["at"] = f"{r['started_ms'] / 1000:.1f}s"
+        r["at"] = fmt_secs(r["started_ms"])
         if r.get("heard"):
             r["role"] = "assistant (heard)"
     print_table(rows, [("call_id", "CALL"), ("seq", "SEQ"), ("at", "AT"), ("role", "ROLE"), ("text", "TEXT")], sys.stdout, width=80)
@@ -237,25 +259,50 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """Open the database first; write to a temporary file next to ``-o`` and rename it on success,
+    so a wrong URL or a failure halfway never truncates or half-writes a previous export."""
+    import os
+    import tempfile
+
     from hybrid_agent.audit.queries import CSV_HEADER, csv_row, export_rows
 
-    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
     n = 0
-    try:
-        with open_db(args) as conn:
-            if args.format == "csv":
-                w = csv.writer(out)
-                w.writerow(CSV_HEADER)
-                for rec in export_rows(conn, since=args.since):
-                    w.writerow(csv_row(rec))
-                    n += 1
+    with open_db(args) as conn:
+        tmp: str | None = None
+        try:
+            if args.output:
+                target = os.path.abspath(args.output)
+                fd, tmp = tempfile.mkstemp(prefix=os.path.basename(target) + ".", suffix=".tmp", dir=os.path.dirname(target))
+                out: TextIO = os.fdopen(fd, "w", encoding="utf-8", newline="")
             else:
-                for rec in export_rows(conn, since=args.since):
-                    out.write(json.dumps(rec, ensure_ascii=False, default=_json_default) + "\n")
-                    n += 1
-    finally:
-        if args.output:
-            out.close()
+                out = sys.stdout
+            with out if args.output else contextlib.nullcontext(out):
+                if args.format == "csv":
+                    w = csv.writer(out)
+                    w.writerow(CSV_HEADER)
+                    for rec in export_rows(conn, since=args.since):
+                        w.writerow(csv_row(rec))
+                        n += 1
+                else:
+                    for rec in export_rows(conn, since=args.since):
+                        out.write(json.dumps(rec, ensure_ascii=False, default=_json_default) + "\n")
+                        n += 1
+                if args.output:
+                    out.flush()
+                    os.fsync(out.fileno())
+            if tmp is not None:
+                os.replace(tmp, target)
+                tmp = None
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            where = args.output or "stdout"
+            print(f"error: cannot write the export to {where}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
     if args.output:
         print(f"exported {n} records to {args.output}", file=sys.stderr)
     return 0
@@ -333,7 +380,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     g = p.add_mutually_exclusive_group()
     g.add_argument("--has-violation", dest="has_violation", action="store_const", const=True, default=None)
     g.add_argument("--no-violation", dest="has_violation", action="store_const", const=False)
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=positive_int, default=50)
     p.add_argument("--json", action="store_true")
     _add_db(p)
     p.set_defaults(func=_run(cmd_calls))
@@ -347,14 +394,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = asub.add_parser("violations", help="policy decisions that are violations, newest call first")
     p.add_argument("--rule", help="only this rule id")
     p.add_argument("--since", type=parse_time, help="in calls started at/after")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=positive_int, default=100)
     p.add_argument("--json", action="store_true")
     _add_db(p)
     p.set_defaults(func=_run(cmd_violations))
 
     p = asub.add_parser("search", help="find turns by (redacted) text")
     p.add_argument("text")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=positive_int, default=100)
     p.add_argument("--json", action="store_true")
     _add_db(p)
     p.set_defaults(func=_run(cmd_search))

@@ -118,13 +118,14 @@ def _coercers() -> dict[str, dict[str, Any]]:
 
 
 def _float(v: Any) -> float | None:
-    f = float(v)
+    # ``+ 0.0`` turns -0.0 into 0.0: SQLite reads -0.0 back as 0.0, which would change the hash
+    f = float(v) + 0.0
     return f if math.isfinite(f) else None
 
 
 def _float_required(v: Any) -> float:
     """NOT NULL float columns: a non-finite value (NaN, inf) is stored as -1.0, JSON cannot carry it."""
-    f = float(v)
+    f = float(v) + 0.0
     return f if math.isfinite(f) else -1.0
 
 
@@ -147,6 +148,69 @@ def normalize(table: str, row: Mapping[str, Any]) -> Row:
     return {name: (None if row.get(name) is None else conv(row[name])) for name, conv in cols.items()}
 
 
+def _kind(col: Any) -> str:
+    if isinstance(col.type, Double):
+        return "double"
+    if isinstance(col.type, Boolean):
+        return "boolean"
+    if isinstance(col.type, Integer):
+        return "integer"
+    return "text"
+
+
+#: table -> [(column, kind)], kind one of boolean | integer | double | text
+COLUMN_KINDS: dict[str, list[tuple[str, str]]] = {
+    name: [(c.name, _kind(c)) for c in table.columns] for name, table in TABLES.items()
+}
+
+
+class StoredTypeError(ValueError):
+    """A stored value is not of its column's type (SQLite keeps whatever it is given)."""
+
+    def __init__(self, column: str, value: Any, expected: str) -> None:
+        self.column, self.value, self.expected = column, value, expected
+        super().__init__(f"column {column} holds {type(value).__name__} {value!r:.40}, not {expected}")
+
+
+def decode_value(column: str, kind: str, v: Any) -> Any:
+    """One stored value -> its canonical form, strictly (no coercion that could hide an edit).
+
+    boolean: only True/False or the integers 0/1; integer: only int (not bool, str, bytes, float);
+    double: only int/float (not bool); text: only str.  Anything else is :class:`StoredTypeError`.
+    """
+    if v is None:
+        return None
+    t = type(v)
+    if kind == "boolean":
+        if t is bool:
+            return v
+        if t is int and v in (0, 1):
+            return bool(v)
+        raise StoredTypeError(column, v, "a boolean (0/1)")
+    if kind == "integer":
+        if t is int:
+            return v
+        raise StoredTypeError(column, v, "an integer")
+    if kind == "double":
+        if t is float or t is int:
+            f = float(v) + 0.0
+            if math.isfinite(f):
+                return f
+        raise StoredTypeError(column, v, "a finite float")
+    if t is str:
+        return v
+    raise StoredTypeError(column, v, "text")
+
+
+def decode_stored(table: str, row: Mapping[str, Any]) -> Row:
+    """A row as read from the database (raw driver values) -> the row the writer hashed.
+
+    Raises :class:`StoredTypeError` for a value whose type is not its column's: ``verify``
+    reports that row as broken instead of coercing (``bool(2)`` would hide an edit).
+    """
+    return {name: decode_value(name, kind, row.get(name)) for name, kind in COLUMN_KINDS[table]}
+
+
 def canonical(table: str, row: Mapping[str, Any]) -> str:
     return json.dumps({"t": table, "r": row}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -155,9 +219,13 @@ def record_hash(canon: str) -> str:
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()
 
 
-def chain_hash(prev_hash: str, canon: str) -> str:
-    """The chain link: ``sha256(prev_hash_hex + canonical)``."""
-    return hashlib.sha256((prev_hash + canon).encode("utf-8")).hexdigest()
+def chain_hash(prev_hash: str, canon: str, written_at: float) -> str:
+    """The chain link: ``sha256(prev_hash_hex + canonical + "@" + json(written_at))``.
+
+    ``written_at`` (epoch seconds the entry was appended) is part of the link, so
+    editing when a record was written breaks the chain like editing the record.
+    """
+    return hashlib.sha256(f"{prev_hash}{canon}@{json.dumps(written_at)}".encode()).hexdigest()
 
 
 def rows_from_records(records: Iterable[AuditRecord], pseudonym: Pseudonymizer) -> list[tuple[str, Row]]:

@@ -25,11 +25,22 @@ import secrets
 
 log = logging.getLogger(__name__)
 
-_LONG_DIGIT_RUN = re.compile(r"\+?\d(?:[\s\-.()/]{0,2}\d){6,}")
+# Separators between the digits of one number: spaces, ASCII and Unicode hyphens/dashes
+# (U+2010..U+2015), minus signs, dots, brackets, slashes, middle dots; up to 4 in a row,
+# so "123 - 45 - 6789" and "123 / 45 / 6789" are one run.
+_SEP = r"[\s\-\u2010-\u2015\u2212\ufe58\ufe63\uff0d.\u00b7()/\\]"
+_LONG_DIGIT_RUN = re.compile(r"\+?\d(?:" + _SEP + r"{0,4}\d){6,}")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 #: identifier kinds on call records -> the PII entity type whose canonical form they share
 _KIND_ENTITY = {"phone": "PHONE_NUMBER", "account": "US_BANK_NUMBER"}
+
+#: caller ids that identify nobody (withheld numbers): stored as NULL, never as one shared pseudonym
+_ANONYMOUS = {"anonymous", "restricted", "private", "unknown", "unavailable", "withheld", "blocked", "none", "null"}
+
+#: characters the canonical (digits-only / E.164) form may drop without losing identity
+_FORMATTING = re.compile(r"[\d\s\-\u2010-\u2015.()/+]")
+_URI_SCHEME = re.compile(r"^(?:tel|sips?):", re.IGNORECASE)
 
 
 def scrub(text: str) -> str:
@@ -56,11 +67,54 @@ class Pseudonymizer:
         self._key = key.encode() if isinstance(key, str) else key
 
     def __call__(self, kind: str, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        from hybrid_agent.pii import canonical_value
+        """``kind:hex``, or None for no identifier (empty, ``anonymous``, ``restricted`` ...).
 
-        # spoken and written forms of one identifier join ("four one five ..." == "+14155550199")
-        normalized = canonical_value(_KIND_ENTITY[kind], value) if kind in _KIND_ENTITY else value.strip()
-        digest = hmac.new(self._key, f"{kind}\x00{normalized}".encode(), hashlib.sha256).hexdigest()
+        Identifiers the PII gate can canonicalize (phone numbers and account numbers made of
+        digits and formatting, written or spoken) are keyed on the canonical form, so every
+        form of one number joins.  Anything else (a SIP URI with a name, an alphanumeric
+        account id) is keyed on the stripped raw value under a different tag: reducing it to
+        its digits would make ``ACC-12-XY`` and ``12`` (or every digitless SIP URI) collide.
+        """
+        v = _identifier(value)
+        if v is None:
+            return None
+        normalized = _canonical(kind, v)
+        if normalized is None:
+            tag, normalized = f"{kind}/raw", v
+        else:
+            tag = kind
+        digest = hmac.new(self._key, f"{tag}\x00{normalized}".encode(), hashlib.sha256).hexdigest()
         return f"{kind}:{digest[:40]}"
+
+
+def _identifier(value: str | None) -> str | None:
+    """The identifier to pseudonymize, or None if there is none (empty, withheld, anonymous)."""
+    if value is None:
+        return None
+    v = value.strip()
+    if not v:
+        return None
+    # sip:anonymous@anonymous.invalid (RFC 3323), tel:restricted, "Anonymous"
+    user = _URI_SCHEME.sub("", v).split("@", 1)[0].split(";", 1)[0].strip().lower()
+    if user in _ANONYMOUS or not user:
+        return None
+    return v
+
+
+def _canonical(kind: str, value: str) -> str | None:
+    """The PII gate's canonical form if it keeps the identifier whole, else None."""
+    entity = _KIND_ENTITY.get(kind)
+    if entity is None:
+        return None
+    from hybrid_agent.pii import canonical_value
+    from hybrid_agent.pii.normalize import normalize
+
+    # a tel:/sip: URI whose user part is a number is that number ("sip:+14155550199@carrier")
+    candidate = _URI_SCHEME.sub("", value)
+    if candidate != value:
+        candidate = candidate.split("@", 1)[0].split(";", 1)[0]
+    spoken = normalize(candidate).text  # spoken digits -> digits ("four one five" -> "415")
+    if _FORMATTING.sub("", spoken):
+        return None  # letters or other characters the canonical form would drop
+    canon = canonical_value(entity, candidate)
+    return canon if re.search(r"\d", canon) else None

@@ -11,9 +11,17 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, literal, select, true
+from sqlalchemy import Boolean, Connection, Integer, and_, exists, func, literal, select, true, type_coerce
 
-from hybrid_agent.audit.encoding import GENESIS, canonical, chain_hash, normalize, record_hash
+from hybrid_agent.audit.encoding import (
+    GENESIS,
+    StoredTypeError,
+    canonical,
+    chain_hash,
+    decode_stored,
+    decode_value,
+    record_hash,
+)
 from hybrid_agent.audit.models import LEDGER, RECORD_TABLES, TABLES
 from hybrid_agent.audit.store import UnknownCall
 
@@ -93,7 +101,7 @@ def show_call(conn: Connection, call_id: str) -> dict[str, Any]:
         t = dict(r)
         res = results.get(t["tool_call_id"])
         t["result"] = None if res is None else {
-            "status": res["status"], "output": res["output"], "latency_ms": res["at_ms"] - t["at_ms"], "at_ms": res["at_ms"],
+            "status": res["status"], "output": res["output"], "latency_ms": _latency(res["at_ms"], t["at_ms"]), "at_ms": res["at_ms"],
         }
         tools.append(t)
     decisions = [dict(r) for r in conn.execute(select(decisions_t).where(decisions_t.c.call_id == call_id).order_by(decisions_t.c.seq)).mappings()]
@@ -114,7 +122,7 @@ def show_call(conn: Connection, call_id: str) -> dict[str, Any]:
         timeline.append({"at_ms": d["at_ms"], "order": 2, "kind": "decision", **_pick(d, "seq", "stage", "rule_id", "effect", "violation", "policy_version", "subject_id", "message")})
     for d in disclosures:
         timeline.append({"at_ms": d["at_ms"], "order": 3, "kind": "disclosure", **_pick(d, "disclosure_id", "status", "text", "turn_seq")})
-    timeline.sort(key=lambda e: (e["at_ms"], e["order"]))
+    timeline.sort(key=lambda e: (_sort_ms(e["at_ms"]), e["order"]))
     for e in timeline:
         del e["order"]
     return {
@@ -126,6 +134,21 @@ def show_call(conn: Connection, call_id: str) -> dict[str, Any]:
         "disclosures": disclosures,
         "timeline": timeline,
     }
+
+
+def _num(v: Any) -> float | None:
+    """A stored number, or None if the database holds something else (SQLite keeps any type)."""
+    return float(v) if type(v) in (int, float) else None
+
+
+def _latency(end: Any, start: Any) -> float | None:
+    a, b = _num(end), _num(start)
+    return None if a is None or b is None else a - b
+
+
+def _sort_ms(v: Any) -> float:
+    n = _num(v)
+    return n if n is not None and n == n else float("inf")
 
 
 def _pick(d: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -174,12 +197,19 @@ def search_text(conn: Connection, text: str, *, limit: int = 100) -> list[dict[s
 
 
 # ---------------------------------------------------------------------------- chain walk (verify, export)
-def _ledger_join(since: float | None = None) -> Any:
-    """Ledger rows in chain order, each LEFT JOINed to the row it covers (columns ``<table>__<col>``)."""
-    cols = [LEDGER.c[c] for c in ("seq", "table_name", "row_id", "call_id", "record_hash", "prev_hash", "hash")]
+def _ledger_join(since: float | None = None, *, raw: bool = False) -> Any:
+    """Ledger rows in chain order, each LEFT JOINed to the row it covers (columns ``<table>__<col>``).
+
+    ``raw``: values exactly as the driver returns them (no ``bool()`` of a SQLite integer),
+    for ``verify``, which must see a stored ``2`` in a boolean column as what it is.
+    """
+    cols = [LEDGER.c[c] for c in ("seq", "table_name", "row_id", "call_id", "record_hash", "prev_hash", "hash", "written_at")]
     frm: Any = LEDGER
     for t in RECORD_TABLES:
-        cols.extend(t.c[c.name].label(f"{t.name}__{c.name}") for c in t.columns)
+        cols.extend(
+            (type_coerce(c, Integer) if raw and isinstance(c.type, Boolean) else c).label(f"{t.name}__{c.name}")
+            for c in t.columns
+        )
         frm = frm.outerjoin(t, and_(LEDGER.c.table_name == t.name, t.c.id == LEDGER.c.row_id))
     q = select(*cols).select_from(frm).order_by(LEDGER.c.seq)
     if since is not None:
@@ -201,7 +231,7 @@ def iter_records(conn: Connection, *, since: float | None = None, yield_per: int
     result = conn.execution_options(stream_results=True, yield_per=yield_per).execute(_ledger_join(since))
     for m in result.mappings():
         row = _row_of(m, m["table_name"])
-        yield {"ledger_seq": m["seq"], "table": m["table_name"], "hash": m["hash"], "record": row}
+        yield {"ledger_seq": m["seq"], "table": m["table_name"], "hash": m["hash"], "written_at": m["written_at"], "record": row}
 
 
 @dataclass
@@ -261,7 +291,7 @@ def verify_chain(conn: Connection, *, anchor: tuple[int, str] | None = None, max
             res.problems.append(p)
 
     prev_hash, prev_seq = GENESIS, 0
-    for m in conn.execution_options(stream_results=True, yield_per=5000).execute(_ledger_join()).mappings():
+    for m in conn.execution_options(stream_results=True, yield_per=5000).execute(_ledger_join(raw=True)).mappings():
         seq, table, row_id = m["seq"], m["table_name"], m["row_id"]
         res.checked += 1
         if seq != prev_seq + 1:
@@ -272,14 +302,28 @@ def verify_chain(conn: Connection, *, anchor: tuple[int, str] | None = None, max
         if row is None:
             report(Problem("row_missing", table, row_id, seq, m["record_hash"], None, "row covered by the ledger is gone (deleted)"))
         else:
-            canon = canonical(table, normalize(table, row))
-            found = record_hash(canon)
-            if found != m["record_hash"]:
-                report(Problem("row_edited", table, row_id, seq, m["record_hash"], found, "row content differs from what was recorded"))
-            elif chain_hash(m["prev_hash"], canon) != m["hash"]:
-                report(Problem("ledger_edited", table, row_id, seq, chain_hash(m["prev_hash"], canon), m["hash"], "ledger entry hash does not recompute"))
-            elif row.get("call_id", row["id"]) != m["call_id"]:
-                report(Problem("ledger_edited", table, row_id, seq, str(row.get("call_id", row["id"])), m["call_id"], "ledger call_id does not match the row"))
+            try:
+                decoded = decode_stored(table, row)
+            except StoredTypeError as exc:
+                report(Problem("row_edited", table, row_id, seq, m["record_hash"], f"unhashable row: {exc}",
+                               f"a stored value has the wrong type ({exc}): written around the writer"))
+                decoded = None
+            if decoded is not None:
+                canon = canonical(table, decoded)
+                found = record_hash(canon)
+                try:
+                    written_at = decode_value("written_at", "double", m["written_at"])
+                except StoredTypeError as exc:
+                    written_at = None
+                    report(Problem("ledger_edited", table, row_id, seq, "a float written_at", str(exc), "ledger written_at has the wrong type"))
+                if found != m["record_hash"]:
+                    report(Problem("row_edited", table, row_id, seq, m["record_hash"], found, "row content differs from what was recorded"))
+                elif written_at is not None and chain_hash(m["prev_hash"], canon, written_at) != m["hash"]:
+                    report(Problem("ledger_edited", table, row_id, seq, chain_hash(m["prev_hash"], canon, written_at), m["hash"],
+                                   "ledger entry hash does not recompute (entry or its written_at edited)"))
+                elif decoded.get("call_id", decoded["id"]) != m["call_id"]:
+                    report(Problem("ledger_edited", table, row_id, seq, str(decoded.get("call_id", decoded["id"])), m["call_id"],
+                                   "ledger call_id does not match the row"))
         if anchor is not None and seq == anchor[0]:
             res.anchor_ok = m["hash"] == anchor[1]
         prev_hash, prev_seq = m["hash"], seq

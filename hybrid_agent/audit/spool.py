@@ -41,16 +41,66 @@ class Spool:
 
     # ------------------------------------------------------------------ writing
     def append(self, items: Sequence[Item]) -> None:
-        """Append rows durably (write, flush, fsync)."""
+        """Append rows durably (write, flush, fsync).
+
+        A torn last line (a crash mid-append) is quarantined first, so the new lines
+        start on a line of their own instead of being glued onto the fragment.
+        """
         if not items:
             return
         data = "".join(self._line(table, row) for table, row in items).encode("utf-8")
+        self.repair_tail()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def repair_tail(self) -> bool:
+        """If the spool does not end in a newline, move the torn last line to the quarantine
+        file and truncate it away.  Returns True if there was one."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return False
+        if size == 0:
+            return False
+        with open(self.path, "r+b") as f:
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return False
+            # find the start of the torn line: the byte after the last newline
+            pos, start = size, 0
+            while pos > 0:
+                step = min(65536, pos)
+                f.seek(pos - step)
+                chunk = f.read(step)
+                nl = chunk.rfind(b"\n")
+                if nl >= 0:
+                    start = pos - step + nl + 1
+                    break
+                pos -= step
+            f.seek(start)
+            torn = f.read()
+            self._quarantine_lines([(None, torn, "truncated line (no newline: torn write)")])
+            f.truncate(start)
+            f.flush()
+            os.fsync(f.fileno())
+        self.quarantined += 1
+        return True
+
+    def _quarantine_lines(self, bad: Sequence[tuple[int | None, bytes, str]]) -> None:
+        with open(self.quarantine_path, "a", encoding="utf-8") as q:
+            for n, line, reason in bad:
+                q.write(json.dumps({"at": time.time(), "spool": str(self.path), "line_no": n, "reason": reason,
+                                    "line": line.decode("utf-8", "replace")}) + "\n")
+                log.error("audit spool %s line %s is corrupt (%s): moved to %s", self.path, n if n is not None else "(last)",
+                          reason, self.quarantine_path)
+            q.flush()
+            os.fsync(q.fileno())
 
     @staticmethod
     def _line(table: str, row: Row) -> str:
@@ -98,13 +148,7 @@ class Spool:
                     bad.append((n, line, str(exc)))
         if not bad:
             return 0
-        with open(self.quarantine_path, "a", encoding="utf-8") as q:
-            for n, line, reason in bad:
-                q.write(json.dumps({"at": time.time(), "spool": str(self.path), "line_no": n, "reason": reason,
-                                    "line": line.decode("utf-8", "replace")}) + "\n")
-                log.error("audit spool %s line %d is corrupt (%s): moved to %s", self.path, n, reason, self.quarantine_path)
-            q.flush()
-            os.fsync(q.fileno())
+        self._quarantine_lines(bad)
         bad_lines = {n for n, _, _ in bad}
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(self.path, "rb") as src, open(tmp, "wb") as dst:

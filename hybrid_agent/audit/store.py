@@ -248,7 +248,7 @@ def append_rows(conn: Connection, items: Sequence[tuple[str, Row]], *, now: floa
         by_table.setdefault(table, []).append(row["id"])
     existing = {table: _existing_ids(conn, table, ids) for table, ids in by_table.items()}
     seq, prev = chain_head(conn)
-    written_at = time.time() if now is None else now
+    written_at = float(time.time() if now is None else now) + 0.0
     rows: dict[str, list[Row]] = {}
     links: list[Row] = []
     for table, row in items:
@@ -258,7 +258,7 @@ def append_rows(conn: Connection, items: Sequence[tuple[str, Row]], *, now: floa
         seen.add(row["id"])
         canon = canonical(table, row)
         seq += 1
-        h = chain_hash(prev, canon)
+        h = chain_hash(prev, canon, written_at)
         links.append({
             "seq": seq, "table_name": table, "row_id": row["id"], "call_id": row.get("call_id") or row["id"],
             "record_hash": record_hash(canon), "prev_hash": prev, "hash": h, "written_at": written_at,

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DataError, IntegrityError
 
 from hybrid_agent.audit.encoding import rows_from_records
 from hybrid_agent.audit.privacy import Pseudonymizer
@@ -41,9 +40,11 @@ from hybrid_agent.audit.spool import Item, Spool
 from hybrid_agent.audit.store import (
     AuditStoreError,
     DatabaseUnavailable,
+    SchemaOutdated,
     check_schema,
     connect,
     display_url,
+    is_connectivity_error,
     make_engine,
     write_batch,
 )
@@ -51,6 +52,18 @@ from hybrid_agent.audit.store import (
 log = logging.getLogger(__name__)
 
 DEFAULT_SPOOL = "hybrid_agent_audit.spool"
+
+
+def _one_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
+    return f"{type(orig).__name__}: {lines[0]}" if lines else type(orig).__name__
+
+
+def _is_down(exc: BaseException) -> bool:
+    """The database cannot take anything right now (spool and retry), as opposed to refusing
+    this batch (write row by row, quarantine what it refuses)."""
+    return is_connectivity_error(exc) or isinstance(exc, (DatabaseUnavailable, SchemaOutdated, OSError))
 
 
 class _Flush:
@@ -90,7 +103,7 @@ class AuditWriter:
         self.retry_interval_s = retry_interval_s
         self.spool = Spool(spool_path if spool_path is not None else DEFAULT_SPOOL)
         self.fault_hook: Callable[[], None] | None = None
-        self.stats = {"written": 0, "spooled": 0, "replayed": 0, "batches": 0, "db_errors": 0}
+        self.stats = {"written": 0, "spooled": 0, "replayed": 0, "batches": 0, "db_errors": 0, "spool_errors": 0}
         self._pseudonym = Pseudonymizer(pseudonym_key)
         self._queue: collections.deque[AuditRecord | _Flush] = collections.deque()
         self._wake = threading.Event()
@@ -98,7 +111,15 @@ class AuditWriter:
         self._thread: threading.Thread | None = None
         self._engine: Engine | None = None
         self._stopping = False
+        # _state orders enqueue/flush against close(): after _closing, records go straight to the
+        # spool; after _closed (everything left behind is spooled), flush() returns at once.
+        self._state = threading.Lock()
+        self._closing = False
         self._closed = False
+        self._retry_now = False
+        self._spool_error: str | None = None  # set while records can be made durable neither in the DB nor the spool
+        self._write_failures = 0
+        self._write_retry_at = 0.0
         self._db_down = False
         self._schema_checked = False
         self._next_retry = 0.0
@@ -107,12 +128,17 @@ class AuditWriter:
     # ------------------------------------------------------------------ the call path
     def enqueue(self, record: AuditRecord) -> None:
         """Queue one record.  Never blocks on the database; never drops."""
-        if self._closed:
-            # Shutdown already drained the queue: make this straggler durable right here.
-            self._spool_items(rows_from_records([record], self._pseudonym))
+        with self._state:
+            closing = self._closing
+            if not closing:
+                self._queue.append(record)
+                wake = isinstance(record, CallEnded) or len(self._queue) >= self.batch_size
+        if closing:
+            # close() has begun: the thread may already have drained its last batch, so make
+            # this straggler durable right here (the spool is replayed at the next start)
+            self._spool_items(self._convert([record]))
             return
-        self._queue.append(record)
-        if isinstance(record, CallEnded) or len(self._queue) >= self.batch_size:
+        if wake:
             self._wake.set()
 
     @property
@@ -122,6 +148,17 @@ class AuditWriter:
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+    @property
+    def healthy(self) -> bool:
+        """False while records can be made durable neither in the database nor in the spool
+        (e.g. the database is down and the spool's disk is full): they wait in memory and are
+        retried with backoff; ``last_error`` says why, and ``flush()`` raises meanwhile."""
+        return self._spool_error is None
+
+    @property
+    def last_error(self) -> str | None:
+        return self._spool_error
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -144,6 +181,8 @@ class AuditWriter:
             self._mark_down(exc)
         if not self._db_down:
             self._replay()
+        with self._spool_lock:
+            self.spool.repair_tail()  # a crash mid-append left a torn line: set it aside before appending
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -155,11 +194,21 @@ class AuditWriter:
         self._request_flush().result(timeout)
 
     def _request_flush(self) -> concurrent.futures.Future[None]:
-        if self._thread is None:
-            raise RuntimeError("AuditWriter.start() was not called")
         marker = _Flush()
-        self._queue.append(marker)
-        self._wake.set()
+        with self._state:
+            if not self._closed:
+                if self._thread is None:
+                    raise RuntimeError("AuditWriter.start() was not called")
+                self._queue.append(marker)
+                self._retry_now = True
+                self._wake.set()
+                return marker.future
+        # closed: everything enqueued earlier is in the database or the spool (close() says if not)
+        if self._queue:
+            marker.future.set_exception(AuditStoreError(
+                f"{len(self._queue)} audit records could not be stored when the writer closed: {self._spool_error}"))
+        else:
+            marker.future.set_result(None)
         return marker.future
 
     async def close(self) -> None:
@@ -167,22 +216,44 @@ class AuditWriter:
         await asyncio.to_thread(self.close_sync)
 
     def close_sync(self) -> None:
-        if self._closed:
-            return
+        with self._state:
+            if self._closing:
+                return
+            self._closing = True  # from here on, enqueue() spools synchronously
         if self._thread is not None:
             self._stopping = True
             self._wake.set()
             self._thread.join()
-        else:
-            # never started: whatever was queued goes to the spool (replayed by the next start)
-            self._spool_items(rows_from_records([r for r in self._queue if not isinstance(r, _Flush)], self._pseudonym))
+        # Whatever is still queued (never started, or the final write failed): spool it now.
+        error: Exception | None = None
+        with self._state:
+            left = list(self._queue)
             self._queue.clear()
-        self._closed = True
+            records = [r for r in left if not isinstance(r, _Flush)]
+            markers = [r for r in left if isinstance(r, _Flush)]
+            if records:
+                try:
+                    self._spool_items(self._convert(records))
+                except Exception as exc:  # keep them visible (``queued``), and say so loudly
+                    error = exc
+                    self._spool_error = _one_line(exc)
+                    self._queue.extend(records)
+            self._closed = True
+        for m in markers:
+            if error is None:
+                m.future.set_result(None)
+            else:
+                m.future.set_exception(AuditStoreError(f"audit records could not be stored: {self._spool_error}"))
         if self._engine is not None:
             self._engine.dispose()
         if self._spool_lock_file is not None:
             self._spool_lock_file.close()  # releases the flock
             self._spool_lock_file = None
+        if error is not None:
+            log.critical("audit writer closed with %d records neither in the database nor in the spool %s: %s",
+                         len(records), self.spool.path, self._spool_error)
+            raise AuditStoreError(f"{len(records)} audit records could not be stored (database and spool {self.spool.path} "
+                                  f"both failed: {self._spool_error})") from error
 
     def _lock_spool(self) -> None:
         """One spool belongs to one writer: a second process on the same file would interleave lines."""
@@ -215,14 +286,19 @@ class AuditWriter:
             self._wake.clear()
             stopping = self._stopping
             try:
-                self._drain(final=stopping)
+                ok = self._drain(final=stopping)
             except Exception:  # never let the thread die: the call path depends on it
                 log.exception("audit writer: unexpected error")
-            if stopping and not self._queue:
-                return
+                ok = False
+            if stopping and (not self._queue or not ok):
+                return  # close_sync() spools whatever is left
 
-    def _drain(self, final: bool = False) -> None:
+    def _drain(self, final: bool = False) -> bool:
+        """Write what is queued; False if records could not be made durable (they stay queued)."""
         q = self._queue
+        if self._spool_error is not None and not (final or self._retry_now) and time.monotonic() < self._write_retry_at:
+            return False  # backing off after a failed write: the records wait in the queue
+        self._retry_now = False
         while q:
             overflow = len(q) > self.max_queue
             limit = len(q) if overflow else self.batch_size
@@ -239,16 +315,32 @@ class AuditWriter:
                     if overflow:
                         log.warning("audit writer: %d records waiting (> %d): spooling the backlog", len(records), self.max_queue)
                     self._write(self._convert(records), spool_only=overflow)
-                if marker is not None and self.spool.pending():
-                    self._replay()
-            except BaseException as exc:  # e.g. the spool's disk is full: the flush must not hang
+            except Exception as exc:  # neither the database nor the spool took them (e.g. disk full)
+                q.extendleft(reversed(records))  # back at the front, in order: retried, never dropped
+                self._write_failed(exc, len(records))
                 if marker is not None:
-                    marker.future.set_exception(exc)
-                raise
+                    marker.future.set_exception(AuditStoreError(
+                        f"audit records are not durable yet ({len(q)} waiting in memory): {self._spool_error}"))
+                return False
+            if self._spool_error is not None:
+                log.warning("audit writer: records are durable again (%s)", "database" if not self._db_down else "spool")
+                self._spool_error, self._write_failures = None, 0
             if marker is not None:
+                if self.spool.pending():
+                    self._replay()
                 marker.future.set_result(None)
         if self.spool.pending() and (final or time.monotonic() >= self._next_retry):
             self._replay()
+        return True
+
+    def _write_failed(self, exc: BaseException, n: int) -> None:
+        self.stats["spool_errors"] += 1
+        self._write_failures += 1
+        delay = min(self.retry_interval_s * 2 ** min(self._write_failures - 1, 8), 30.0)
+        self._write_retry_at = time.monotonic() + delay
+        self._spool_error = _one_line(exc)
+        log.error("audit writer: %d records could not be written to the database or the spool %s (%s); "
+                  "kept in memory, retrying in %.1fs", n, self.spool.path, self._spool_error, delay)
 
     def _write(self, items: list[Item], *, spool_only: bool = False) -> None:
         if spool_only or self._db_down or self.spool.pending():
@@ -259,7 +351,7 @@ class AuditWriter:
             return
         try:
             self._db_write(items)
-        except Exception as exc:
+        except Exception as exc:  # the database is down (rows it refuses were quarantined in _db_write)
             self._mark_down(exc)
             self._spool_items(items)
 
@@ -300,7 +392,7 @@ class AuditWriter:
         self.stats["db_errors"] += 1
         self._next_retry = time.monotonic() + self.retry_interval_s
         if not self._db_down:
-            log.error("audit database unavailable (%s): spooling to %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.spool.path)
+            log.error("audit database unavailable (%s): spooling to %s", _one_line(exc), self.spool.path)
         self._db_down = True
         self._schema_checked = False
 
@@ -313,20 +405,31 @@ class AuditWriter:
         self._schema_checked = True
 
     def _db_write(self, items: list[Item]) -> None:
-        """One transaction for the batch.  A row the database refuses on its own is quarantined."""
+        """One transaction for the batch.  A row the database refuses on its own is quarantined.
+
+        Only a connectivity error (:func:`~hybrid_agent.audit.store.is_connectivity_error`) means
+        "down" and propagates (the caller spools and retries).  Any other failure (an
+        IntegrityError, a DataError, an ``OverflowError`` for a 64-bit overflow on SQLite ...)
+        is about the rows: the batch is written row by row and the rows that fail are
+        quarantined, so one poison row cannot stall everything behind it.
+        """
         assert self._engine is not None
         if self.fault_hook is not None:
             self.fault_hook()
         self._ensure_schema()
         try:
             n = write_batch(self._engine, items)
-        except (IntegrityError, DataError):
+        except Exception as exc:
+            if _is_down(exc):
+                raise
             n = 0
             for item in items:  # isolate the poison row; everything else lands, in order
                 try:
                     n += write_batch(self._engine, [item])
-                except (IntegrityError, DataError) as exc:
-                    self.spool.quarantine(item, str(exc).splitlines()[0])
+                except Exception as exc1:
+                    if _is_down(exc1):
+                        raise
+                    self.spool.quarantine(item, _one_line(exc1))
         self.stats["written"] += n
         self.stats["batches"] += 1
 

@@ -1,8 +1,10 @@
 """audit schema: calls, turns, tool calls, policy decisions, disclosures, the hash-chained ledger
 
 Also installs the append-only guard (triggers rejecting UPDATE, DELETE and, on
-PostgreSQL, TRUNCATE on every audit table) and the read-only views for BI tools
-described in docs/audit.md.
+PostgreSQL, TRUNCATE on every audit table; on SQLite also an INSERT whose key
+already exists, which closes ``INSERT OR REPLACE``), SQLite type checks (SQLite
+stores any value in any column: ``CHECK (typeof(col) = ...)``, booleans only
+0/1), and the read-only views for BI tools described in docs/audit.md.
 
 Revision ID: 0001
 Revises:
@@ -29,6 +31,19 @@ BEGIN
 END
 $$
 """
+
+#: keys a SQLite ``INSERT OR REPLACE`` could collide on (and so silently delete the old row)
+UNIQUE_KEYS = {
+    "calls": [("id",)],
+    "call_endings": [("id",), ("call_id",)],
+    "turns": [("id",), ("call_id", "seq")],
+    "turn_interruptions": [("id",)],
+    "tool_calls": [("id",)],
+    "tool_results": [("id",)],
+    "policy_decisions": [("id",), ("call_id", "seq")],
+    "disclosures": [("id",)],
+    "ledger": [("seq",), ("table_name", "row_id")],
+}
 
 VIEWS = {
     # one row per call with its end, turn count and violation count
@@ -64,6 +79,30 @@ VIEWS = {
 }
 
 
+def _sqlite_type_check(table: str, columns: list[sa.Column]) -> sa.CheckConstraint:
+    """SQLite keeps any value in any column: pin each column to its storage class (booleans to 0/1)."""
+    conds = []
+    for c in columns:
+        q = f'"{c.name}"'
+        if isinstance(c.type, sa.Boolean):
+            cond = f"(typeof({q}) = 'integer' AND {q} IN (0, 1))"
+        elif isinstance(c.type, sa.Double):
+            cond = f"typeof({q}) = 'real'"
+        elif isinstance(c.type, sa.Integer):
+            cond = f"typeof({q}) = 'integer'"
+        else:
+            cond = f"typeof({q}) = 'text'"
+        conds.append(f"({q} IS NULL OR {cond})" if c.nullable else cond)
+    return sa.CheckConstraint(" AND ".join(conds), name=op.f(f"ck_{table}_types"))
+
+
+def create_table(name: str, *elements: sa.schema.SchemaItem) -> None:
+    """``op.create_table`` plus, on SQLite, the per-column type check."""
+    if op.get_bind().dialect.name == "sqlite":
+        elements = (*elements, _sqlite_type_check(name, [e for e in elements if isinstance(e, sa.Column)]))
+    op.create_table(name, *elements)
+
+
 def install_guard() -> None:
     """Append-only guard.  On SQLite anyone with the file can drop these; the ledger still detects edits."""
     if op.get_bind().dialect.name == "postgresql":
@@ -78,6 +117,13 @@ def install_guard() -> None:
             for verb in ("UPDATE", "DELETE"):
                 op.execute(f"CREATE TRIGGER {t}_no_{verb.lower()} BEFORE {verb} ON {t} "
                            f"BEGIN SELECT RAISE(ABORT, 'audit table {t} is append-only: {verb} rejected'); END")
+            # INSERT OR REPLACE deletes the old row without firing DELETE triggers (recursive_triggers is off)
+            taken = " OR ".join(
+                f"EXISTS (SELECT 1 FROM {t} WHERE " + " AND ".join(f"{c} = NEW.{c}" for c in key) + ")"
+                for key in UNIQUE_KEYS[t]
+            )
+            op.execute(f"CREATE TRIGGER {t}_no_replace BEFORE INSERT ON {t} WHEN {taken} "
+                       f"BEGIN SELECT RAISE(ABORT, 'audit table {t} is append-only: a row with this key exists'); END")
 
 
 def drop_guard() -> None:
@@ -88,7 +134,7 @@ def drop_guard() -> None:
         op.execute("DROP FUNCTION IF EXISTS audit_append_only()")
     else:
         for t in AUDIT_TABLES:
-            for verb in ("update", "delete"):
+            for verb in ("update", "delete", "replace"):
                 op.execute(f"DROP TRIGGER IF EXISTS {t}_no_{verb}")
 
 
@@ -109,7 +155,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table('call_endings',
+    create_table('call_endings',
     sa.Column('id', sa.Text(), nullable=False),
     sa.Column('call_id', sa.Text(), nullable=False),
     sa.Column('at_ms', sa.Double(), nullable=False),
@@ -119,7 +165,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_call_endings_outcome'), 'call_endings', ['outcome'], unique=False)
 
-    op.create_table('calls',
+    create_table('calls',
     sa.Column('id', sa.Text(), nullable=False),
     sa.Column('started_at', sa.Double(), nullable=False),
     sa.Column('channel', sa.Text(), nullable=False),
@@ -138,7 +184,7 @@ def upgrade() -> None:
     op.create_index(op.f('ix_calls_policy_version_started_at'), 'calls', ['policy_version', 'started_at'], unique=False)
     op.create_index(op.f('ix_calls_started_at'), 'calls', ['started_at'], unique=False)
 
-    op.create_table('disclosures',
+    create_table('disclosures',
     sa.Column('id', sa.Text(), nullable=False),
     sa.Column('call_id', sa.Text(), nullable=False),
     sa.Column('disclosure_id', sa.Text(), nullable=False),
@@ -152,7 +198,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_disclosures_call_id_at_ms'), 'disclosures', ['call_id', 'at_ms'], unique=False)
 
-    op.create_table('ledger',
+    create_table('ledger',
     sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
     sa.Column('table_name', sa.Text(), nullable=False),
     sa.Column('row_id', sa.Text(), nullable=False),
@@ -166,7 +212,7 @@ def upgrade() -> None:
     op.create_index(op.f('ix_ledger_call_id'), 'ledger', ['call_id'], unique=False)
     op.create_index(op.f('ix_ledger_table_name_row_id'), 'ledger', ['table_name', 'row_id'], unique=True)
 
-    op.create_table('policy_decisions',
+    create_table('policy_decisions',
     sa.Column('id', sa.Text(), nullable=False),
     sa.Column('call_id', sa.Text(), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
@@ -187,7 +233,7 @@ def upgrade() -> None:
     op.create_index(op.f('ix_policy_decisions_rule_id_call_id'), 'policy_decisions', ['rule_id', 'call_id'], unique=False)
     op.create_index(op.f('ix_policy_decisions_violation_call_id'), 'policy_decisions', ['violation', 'call_id'], unique=False)
 
-    op.create_table('tool_calls',
+    create_table('tool_calls',
     sa.Column('id', sa.Text(), nullable=False),
     sa.Column('call_id', sa.Text(), nullable=False),
     sa.Column('tool_call_id', sa.Text(), nullable=False),
@@ -201,7 +247,7 @@ def upgrade() -> None:
     op.create_index(op.f('ix_tool_calls_call_id_at_ms'), 'tool_calls', ['call_id', 'at_ms'], unique=False)
     op.create_index(op.f('ix_tool_calls_name'), 'tool_calls', ['name'], unique=False)
 
-    op.create_table('tool_results',
+    create_table('tool_results',
     sa.Column('id', sa.Text(), nullable=False),
     sa.Column('call_id', sa.Text(), nullable=False),
     sa.Column('tool_call_id', sa.Text(), nullable=False),
@@ -214,7 +260,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_tool_results_call_id_tool_call_id'), 'tool_results', ['call_id', 'tool_call_id'], unique=False)
 
-    op.create_table('turn_interruptions',
+    create_table('turn_interruptions',
     sa.Column('id', sa.Text(), nullable=False),
     sa.Column('call_id', sa.Text(), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
@@ -227,7 +273,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_turn_interruptions_call_id_seq'), 'turn_interruptions', ['call_id', 'seq'], unique=False)
 
-    op.create_table('turns',
+    create_table('turns',
     sa.Column('id', sa.Text(), nullable=False),
     sa.Column('call_id', sa.Text(), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
