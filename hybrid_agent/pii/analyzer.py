@@ -169,8 +169,9 @@ class PiiAnalyzer:
         out = []
         for r in kept:
             s, e = norm.to_original(r.start, r.end)
-            value = _value(r.entity_type, ntext[r.start : r.end])
-            name = (r.recognition_metadata or {}).get(RecognizerResult.RECOGNIZER_NAME_KEY, "")
+            meta = r.recognition_metadata or {}
+            value = meta.get("value") or _value(r.entity_type, ntext[r.start : r.end])
+            name = meta.get(RecognizerResult.RECOGNIZER_NAME_KEY, "")
             out.append(PiiEntity(r.entity_type, s, e, float(r.score), value, name))
         out.sort(key=lambda x: x.start)
         return out

@@ -23,7 +23,7 @@ What is rewritten (everything else is copied verbatim, one character to one char
 - spelled identifiers: single capital letters next to digits (``G B eight two W E S T
   one two ...``) are joined into ``GB82WEST12...`` so IBANs and member ids read whole; a
   group that opens with two spelled letters also joins across pauses (``G B seven five,
-  N W B K, ...``).
+  N W B K, ...``); "A"/"I" may be one of the two opening letters (``I E seven eight, ...``).
 
 The normalizer is pure and fast (a regex tokenizer and one pass); text without any of
 the trigger words is returned unchanged with an identity map.
@@ -560,13 +560,21 @@ def _spelled(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
     i = 0
     n = len(outs)
     while i < n:
-        if not (letter(outs[i]) or digits(outs[i])):
+        if not (letter(outs[i], True) or digits(outs[i])):
             res.append(outs[i])
             i += 1
             continue
         # a group that opens with two spelled letters (a country code, an id prefix) may go on
-        # across pauses the recognizer wrote between letter/digit groups ("G B seven five, N W B K, ...")
-        prefix = i + 1 < n and letter(outs[i]) and letter(outs[i + 1])
+        # across pauses the recognizer wrote between letter/digit groups ("G B seven five, N W B K, ...");
+        # "A"/"I" count as letters there too, first or second ("I E seven eight, ...", "A U T eight ...",
+        # "C A three nine ..."), but not two of them alone ("I A ...")
+        prefix = i + 1 < n and letter(outs[i], True) and letter(outs[i + 1], True) and (
+            letter(outs[i]) or letter(outs[i + 1])) and (
+            text[toks[outs[i].last].end : toks[outs[i + 1].first].start].strip(" ") == "")
+        if not (letter(outs[i]) or digits(outs[i]) or prefix):
+            res.append(outs[i])
+            i += 1
+            continue
         j = i
         last = i  # last unit of the group (pause punctuation between units is skipped)
         k = i + 1
@@ -587,22 +595,56 @@ def _spelled(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
         group = [o for o in outs[i : j + 1] if letter(o, prefix) or digits(o)]  # pauses inside are dropped
         nlet = sum(1 for o in group if letter(o, prefix))
         ndig = sum(sum(c.isdigit() for c in o.text) for o in group)
-        if nlet == 0 or ndig < 4 or j == i or not any(letter(o) for o in group[:2]):
+        if nlet == 0 or ndig < 4 or j == i or not (prefix or any(letter(o) for o in group[:2])):
             res.extend(outs[i : j + 1])
             i = j + 1
             continue
         chars: list[str] = []
         starts: list[int] = []
         ends: list[int] = []
-        for o in group:
-            for c, s, e in zip(o.text, o.starts, o.ends):
+        cuts: list[tuple[int, int, int]] = []  # (len(chars), unit index, char index in the unit) at a pause
+        for gi, o in enumerate(group):
+            if gi:
+                cuts.append((len(chars), gi, 0))
+            for ci, (c, s, e) in enumerate(zip(o.text, o.starts, o.ends)):
                 if c != " ":
                     chars.append(c.upper())
                     starts.append(s)
                     ends.append(e)
+                elif o.kind == "num":
+                    cuts.append((len(chars), gi, ci))
+        tail: _Out | None = None
+        if prefix and _IBAN_HEAD.match("".join(chars[:4])) and len(chars) > 15 and not iban_ok("".join(chars)):
+            # a country code and check digits, but the group ran past the IBAN (digits said after a
+            # pause): cut it back to the longest prefix, at a pause, that passes mod-97
+            for at, gi, ci in reversed(cuts):
+                if iban_ok("".join(chars[:at])):
+                    del chars[at:], starts[at:], ends[at:]
+                    o = group[gi]
+                    if ci:  # inside a spoken digit run: the rest of the run stays a number
+                        tail = _Out(o.last, o.last, "num", o.text[ci:], o.starts[ci:], o.ends[ci:], spoken=True)
+                        group = group[: gi + 1]
+                        j = outs.index(o, i)
+                    else:
+                        group = group[:gi]
+                        j = outs.index(group[-1], i)
+                    break
         res.append(_Out(group[0].first, group[-1].last, "spell", "".join(chars), starts, ends, spoken=True))
+        if tail is not None:
+            res.append(tail)
         i = j + 1
     return res
+
+
+_IBAN_HEAD = re.compile(r"[A-Z]{2}\d{2}")
+
+
+def iban_ok(s: str) -> bool:
+    """ISO 13616 mod-97 check of an IBAN written without spaces."""
+    if not (15 <= len(s) <= 34) or not _IBAN_HEAD.match(s) or not s.isalnum():
+        return False
+    r = s[4:] + s[:4]
+    return int("".join(str(int(c, 36)) for c in r)) % 97 == 1
 
 
 def normalize(text: str) -> Normalized:

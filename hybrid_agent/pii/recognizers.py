@@ -74,6 +74,11 @@ _labels(MEMBER_ID, [
     "member", "member id", "member number", "membership", "membership number", "policy", "policy number",
     "subscriber", "subscriber id", "patient id", "patient number", "medical record", "mrn", "customer number",
     "customer id", "insurance id", "id number", "group number", "plan id", "client number", "client id",
+    # "<payer or plan> id/number": "her medicaid id is ...", "the medicare number", "health plan id"
+    *(f"{p} {n}" for p in ("medicaid", "medicare", "insurance", "health plan", "benefits", "beneficiary", "enrollee",
+                           "recipient", "dental", "vision", "pharmacy", "rx", "tricare", "hmo", "ppo", "insurance card",
+                           "health insurance", "plan member")
+      for n in ("id", "number", "no", "id number")),
 ])
 _labels(CARD_EXPIRY, [
     "expires", "expire", "expiry", "expiration", "expiration date", "exp", "exp date", "valid thru", "valid through",
@@ -321,6 +326,13 @@ _GROUP = re.compile(r"\d+")
 # number open for as many words (streaming.unsettled_tail).
 ASIDE_MAX_WORDS = 8
 _GAP_BAD = re.compile(r"[\d?!@]")
+# A restart between two digit runs: the caller abandons what they were reading and says it again.
+_RESTART = re.compile(
+    r"(?:[\s,.;:-]*(?:no|nope|wait|sorry|oops|actually|i mean|scratch that|hold on|my mistake|my bad|"
+    r"let me (?:start|try|say (?:it|that)|do (?:it|that)|read (?:it|that)) (?:again|over)|"
+    r"start(?:ing)? (?:again|over)|again|from the (?:top|start|beginning)|um+|uh+|er+m?|hmm)(?![\w']))+[\s,.;:-]*",
+    re.IGNORECASE,
+)
 
 
 class DigitRunRecognizer(LocalRecognizer):
@@ -334,16 +346,19 @@ class DigitRunRecognizer(LocalRecognizer):
     def load(self) -> None:
         pass
 
-    def _result(self, entity: str, start: int, end: int, score: float, strong: bool = False, joined: bool = False) -> RecognizerResult:
-        return RecognizerResult(
-            entity, start, end, score,
-            recognition_metadata={
-                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
-                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-                "strong": strong,
-                "joined": joined,
-            },
-        )
+    def _result(
+        self, entity: str, start: int, end: int, score: float, strong: bool = False, joined: bool = False,
+        value: str | None = None,
+    ) -> RecognizerResult:
+        meta = {
+            RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+            "strong": strong,
+            "joined": joined,
+        }
+        if value is not None:
+            meta["value"] = value  # the number meant, when the span also holds an abandoned start
+        return RecognizerResult(entity, start, end, score, recognition_metadata=meta)
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None) -> list[RecognizerResult]:
         out: list[RecognizerResult] = []
@@ -381,6 +396,8 @@ class DigitRunRecognizer(LocalRecognizer):
                 nwords = len(_WORD.findall(gap))
                 if nwords == 0 or nwords > ASIDE_MAX_WORDS or _GAP_BAD.search(gap) or _LABEL_RE.search(gap):
                     break
+                if j == i + 1 and _RESTART.fullmatch(gap):
+                    self._restarted(digits, re.sub(r"\D", "", runs[j].group()), runs[i].start(), runs[j].end(), want, out)
                 digits += re.sub(r"\D", "", runs[j].group())
                 shape += [len(g) for g in _GROUP.findall(runs[j].group())]
                 n = len(digits)
@@ -399,6 +416,34 @@ class DigitRunRecognizer(LocalRecognizer):
                     out.append(self._result(US_BANK_NUMBER, s, e, 0.2, joined=True))
                 if MEMBER_ID in want and 6 <= n <= 15:
                     out.append(self._result(MEMBER_ID, s, e, 0.2, joined=True))
+
+    def _restarted(self, a: str, b: str, s: int, e: int, want: set[str], out: list[RecognizerResult]) -> None:
+        """``a`` <restart marker> ``b`` ("... six one one, no, six one one oh ...", "sorry, let me start
+        again"): the later digits replace the end of the earlier reading, all of it (``b`` alone), the
+        part ``b`` repeats (``a`` ends with what ``b`` starts with), or, for a card, up to 4 digits.
+        The span covers the abandoned start too; the value is the number meant."""
+        cands = [b] if len(b) >= len(a) and b.startswith(a) else []
+        cands += [a[: len(a) - t] + b for t in range(min(len(a), len(b)), 0, -1) if a.endswith(b[:t])]
+        if not cands or cands[0] != b:
+            cands.append(b)
+        checked = cands + [a[: len(a) - k] + b for k in range(1, min(4, len(a) - 1) + 1)]
+        if CREDIT_CARD in want:
+            for d in checked:
+                if 13 <= len(d) <= 19 and luhn_ok(d) and card_brand_ok(d):
+                    out.append(self._result(CREDIT_CARD, s, e, 1.0, strong=True, joined=True, value=d))
+                    break
+        for d in cands:
+            if US_SSN in want and len(d) == 9 and ssn_ok(d):
+                out.append(self._result(US_SSN, s, e, 0.55, joined=True, value=d))
+            if ABA_ROUTING_NUMBER in want and len(d) == 9 and aba_ok(d):
+                out.append(self._result(ABA_ROUTING_NUMBER, s, e, 0.45, joined=True, value=d))
+            if PHONE_NUMBER in want and nanp_shape(d) and phone_valid(d):
+                out.append(self._result(PHONE_NUMBER, s, e, 0.5, joined=True, value=d))
+        d = cands[0]
+        if US_BANK_NUMBER in want and 6 <= len(d) <= 17:
+            out.append(self._result(US_BANK_NUMBER, s, e, 0.35, joined=True, value=d))
+        if MEMBER_ID in want and 6 <= len(d) <= 15:
+            out.append(self._result(MEMBER_ID, s, e, 0.35, joined=True, value=d))
 
     def _classify(self, text: str, base: int, groups: list[tuple[int, int]], d: str, want: set[str], out: list) -> None:
         n = len(d)
@@ -457,7 +502,11 @@ class CardExpiryRecognizer(_LabelledPattern):
 
 class CardSecurityCodeRecognizer(_LabelledPattern):
     ENTITY = CARD_CVV
-    PATTERNS = [Pattern("cvv", r"(?<![\w])\d{3,4}(?![\w])", 0.3)]
+    PATTERNS = [
+        Pattern("cvv", r"(?<![\w])\d{3,4}(?![\w])", 0.3),
+        # read back digit by digit as written digits: "9 6 5", "4-0-2-1"
+        Pattern("cvv spaced", r"(?<![\w\-.,])(?<!\d )(?<!\d, )\d(?:(?: ?[\-.,] ?| )\d){2,3}(?![\w]|[\-.,]\d| \d)", 0.3),
+    ]
 
 
 class DateOfBirthRecognizer(_LabelledPattern):
@@ -466,12 +515,27 @@ class DateOfBirthRecognizer(_LabelledPattern):
         Pattern("dob numeric", r"(?<![\w/])\d{1,2}\s?[/\-. ]\s?\d{1,2}\s?[/\-. ]\s?(?:\d{4}|\d{2})(?![\w/])", 0.3),
         Pattern("dob iso", r"\b(?:19|20)\d{2}-\d{1,2}-\d{1,2}\b", 0.3),
         Pattern("dob run", r"(?<![\w])\d{5,8}(?![\w])", 0.2),
-        Pattern("dob month first", rf"\b{_MONTH}\s+(?:the\s+)?{_ORD},?\s+(?:of\s+)?(?:(?:19|20)\d{{2}}|\d{{2}})\b", 0.3),
-        Pattern("dob day first", rf"\b(?:the\s+)?{_ORD}\s+(?:of\s+)?{_MONTH},?\s+(?:(?:19|20)\d{{2}}|\d{{2}})\b", 0.3),
+        # the year may follow a pause the recognizer wrote as "," or "." ("april eighteenth. twenty eleven")
+        Pattern("dob month first", rf"\b{_MONTH}\s+(?:the\s+)?{_ORD}[,.]?\s+(?:of\s+)?(?:(?:19|20)\d{{2}}|\d{{2}})\b", 0.3),
+        Pattern("dob day first", rf"\b(?:the\s+)?{_ORD}\s+(?:of\s+)?{_MONTH}[,.]?\s+(?:(?:19|20)\d{{2}}|\d{{2}})\b", 0.3),
         Pattern("dob month year", rf"\b{_MONTH}\s+(?:of\s+)?(?:19|20)\d{{2}}\b", 0.25),
     ]
 
 
+# capitalized words that sit before a number but are not part of it ("my member ID 449 210 773")
+_NOT_ID_PREFIX = frozenset("ID IDS NO NUM MRN SSN DOB PIN IS IT OK MY THE AND OR TO OF ON IN AT BY PO AM PM USD".split())
+
+
 class MemberIdRecognizer(_LabelledPattern):
     ENTITY = MEMBER_ID
-    PATTERNS = [Pattern("alnum id", r"\b(?=[A-Za-z0-9-]*\d)[A-Za-z]{1,4}-?\d{5,12}[A-Za-z]?\b", 0.3)]
+    PATTERNS = [
+        Pattern("alnum id", r"\b(?=[A-Za-z0-9-]*\d)[A-Za-z]{1,4}-?\d{5,12}[A-Za-z]?\b", 0.3),
+        # a capital-letter prefix said or written apart from its digit groups: "XJH 449 210 773"
+        Pattern("prefixed id", r"(?<![\w-])(?-i:[A-Z]{2,4})[ -]\d{2,6}(?:[ -]\d{2,6}){0,3}(?![\w-])", 0.3),
+    ]
+
+    def validate_result(self, pattern_text: str) -> bool | None:
+        head = re.match(r"[A-Za-z]+", pattern_text)
+        if head and head.group().upper() in _NOT_ID_PREFIX:
+            return False
+        return 5 <= sum(c.isdigit() for c in pattern_text) <= 15
