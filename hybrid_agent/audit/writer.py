@@ -174,6 +174,9 @@ class AuditWriter:
         if self._thread is not None:
             return
         self._lock_spool()
+        from hybrid_agent.pii import get_analyzer
+
+        get_analyzer()  # build the PII gate now (about a second of imports), not on the first call's records
         self._engine = make_engine(self.database_url, writer=True)
         try:
             self._ensure_schema()
