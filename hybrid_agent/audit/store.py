@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import IntegrityError, ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError
 
 from hybrid_agent.audit.encoding import GENESIS, Row, canonical, chain_hash, record_hash
 from hybrid_agent.audit.models import LEDGER, TABLES
@@ -232,12 +232,16 @@ def _existing_ids(conn: Connection, table: str, ids: Sequence[str]) -> set[str]:
     return found
 
 
-def append_rows(conn: Connection, items: Sequence[tuple[str, Row]], *, now: float | None = None) -> int:
+def append_rows(
+    conn: Connection, items: Sequence[tuple[str, Row]], *, now: float | None = None, check_existing: bool = True
+) -> int:
     """Append rows and their ledger links in the caller's transaction; returns how many were new.
 
     Rows whose id is already stored (and duplicates within ``items``) are skipped, which
-    makes replay idempotent.  On PostgreSQL an advisory transaction lock serializes
-    appends across processes; on SQLite the writer engine's ``BEGIN IMMEDIATE`` does.
+    makes replay idempotent.  ``check_existing=False`` skips the look-up of stored ids (one
+    query per table): a batch that then hits a stored id fails on the primary key instead.
+    On PostgreSQL an advisory transaction lock serializes appends across processes; on
+    SQLite the writer engine's ``BEGIN IMMEDIATE`` does.
     """
     if not items:
         return 0
@@ -246,7 +250,9 @@ def append_rows(conn: Connection, items: Sequence[tuple[str, Row]], *, now: floa
     by_table: dict[str, list[str]] = {}
     for table, row in items:
         by_table.setdefault(table, []).append(row["id"])
-    existing = {table: _existing_ids(conn, table, ids) for table, ids in by_table.items()}
+    existing = {
+        table: _existing_ids(conn, table, ids) if check_existing else set() for table, ids in by_table.items()
+    }
     seq, prev = chain_head(conn)
     written_at = float(time.time() if now is None else now) + 0.0
     rows: dict[str, list[Row]] = {}
@@ -273,6 +279,15 @@ def append_rows(conn: Connection, items: Sequence[tuple[str, Row]], *, now: floa
 
 
 def write_batch(engine: Engine, items: Sequence[tuple[str, Row]]) -> int:
-    """One transaction: append ``items`` to the chain.  Errors propagate (the writer spools)."""
-    with engine.begin() as conn:
-        return append_rows(conn, items)
+    """One transaction: append ``items`` to the chain.  Errors propagate (the writer spools).
+
+    Live records are new, so the batch first goes in without looking up stored ids; only
+    if that meets a stored id (a replay, a record enqueued twice) is it rolled back and
+    appended again with the look-up, skipping what is already there.
+    """
+    try:
+        with engine.begin() as conn:
+            return append_rows(conn, items, check_existing=False)
+    except IntegrityError:
+        with engine.begin() as conn:
+            return append_rows(conn, items)
