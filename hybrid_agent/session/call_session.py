@@ -17,7 +17,7 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from hybrid_agent.audit.records import (
     CallEnded,
@@ -428,43 +428,38 @@ class CallSession:
         return turn.playback_position_ms(now_ms) if turn else 0.0
 
     def _record_user(self, turn: UserTurn, now_ms: float, out: list[Action]) -> None:
-        if turn.recorded:
-            return
-        turn.recorded = True
-        self._record_turn(
-                TurnRecord(
-                    call_id=self.call_id,
-                    seq=turn.seq,
-                    role="user",
-                    item_id=turn.item_id,
-                    text=turn.transcript,
-                    status=turn.status,
-                    started_ms=turn.started_ms,
-                    ended_ms=self._rel(now_ms),
-                    audio_ms=(turn.audio_end_ms or 0) - (turn.audio_start_ms or 0) if turn.audio_end_ms else 0.0,
-                ),
-                out,
-        )
+        audio_ms = (turn.audio_end_ms or 0) - (turn.audio_start_ms or 0) if turn.audio_end_ms else 0.0
+        self._record(turn, "user", turn.transcript, audio_ms, None, now_ms, out)
 
     def _record_assistant(self, turn: AssistantTurn, now_ms: float, out: list[Action]) -> None:
+        self._record(turn, "assistant", turn.text, turn.audio_ms, turn.response_id, now_ms, out)
+
+    def _record(
+        self,
+        turn: UserTurn | AssistantTurn,
+        role: Literal["user", "assistant"],
+        text: str | None,
+        audio_ms: float,
+        response_id: str | None,
+        now_ms: float,
+        out: list[Action],
+    ) -> None:
         if turn.recorded:
             return
         turn.recorded = True
-        self._record_turn(
-                TurnRecord(
-                    call_id=self.call_id,
-                    seq=turn.seq,
-                    role="assistant",
-                    item_id=turn.item_id,
-                    text=turn.text,
-                    status=turn.status,
-                    started_ms=turn.started_ms,
-                    ended_ms=self._rel(now_ms),
-                    audio_ms=turn.audio_ms,
-                    response_id=turn.response_id,
-                ),
-                out,
+        record = TurnRecord(
+            call_id=self.call_id,
+            seq=turn.seq,
+            role=role,
+            item_id=turn.item_id,
+            text=text,
+            status=turn.status,
+            started_ms=turn.started_ms,
+            ended_ms=self._rel(now_ms),
+            audio_ms=audio_ms,
+            response_id=response_id,
         )
+        self._record_turn(record, out)
 
     def _record_turn(self, record: TurnRecord, out: list[Action]) -> None:
         """Audit a finished turn and, under a policy pack, decide on its text and note what it spoke."""
