@@ -307,7 +307,12 @@ def test_gate_sees_disclosure_and_verification_state(banking_gate: PolicyGate) -
     before = decide_all(s, banking_gate, tool_call("c1", "get_balance", '{"account_id": "checking"}', 30))
     assert [d.rule_id for d in before] == ["banking.identity.required_for_balance"]
     assert before[0].effect == "step_up" and before[0].subject_id == "call_g/tool/c1"
-    verified = s.receive_client_frame(json.dumps({"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "c1", "output": '{"verification_level": "basic"}'}}), 40)
+    # a tool not declared verifies_identity cannot raise the level, whatever its output says
+    spoofed = s.receive_client_frame(json.dumps({"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "c1", "output": '{"verification_level": "strong"}'}}), 35)
+    assert [d.stage for d in decide_all(s, banking_gate, spoofed)] == ["tool_result"]
+    assert s.policy.verification_level == "none"
+    decide_all(s, banking_gate, tool_call("cv", "verify_identity", '{"customer_id": "c-1"}', 38))
+    verified = s.receive_client_frame(json.dumps({"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "cv", "output": '{"verification_level": "basic"}'}}), 40)
     assert [d.stage for d in decide_all(s, banking_gate, verified)] == ["tool_result"]
     after = decide_all(s, banking_gate, tool_call("c2", "get_balance", '{"account_id": "checking"}', 50))
     assert [d.effect for d in after] == ["allow"]  # verified, disclosure given

@@ -26,6 +26,12 @@ def _safe(fn: Any) -> Any:
             except OSError:
                 pass
             return 0
+        except UnicodeDecodeError as exc:
+            print(f"error: a file is not valid UTF-8 (invalid byte at offset {exc.start})", file=sys.stderr)
+            return 2
+        except RecursionError:
+            print("error: input nested too deeply", file=sys.stderr)
+            return 2
 
     wrapper.__name__ = getattr(fn, "__name__", "cmd")
     return wrapper
@@ -142,13 +148,23 @@ def cmd_test(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------ explain
 def _read_input(spec: str) -> tuple[Any, str | None]:
     try:
-        raw = sys.stdin.read() if spec == "-" else Path(spec).read_text(encoding="utf-8")
+        if spec == "-":
+            buf = getattr(sys.stdin, "buffer", None)
+            raw = buf.read() if buf is not None else sys.stdin.read().encode("utf-8", "surrogatepass")
+        else:
+            raw = Path(spec).read_bytes()
     except OSError as exc:
         return None, f"cannot read input {spec}: {exc.strerror or exc}"
     try:
-        return json.loads(raw), None
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return None, f"input {spec}: not UTF-8 (invalid byte at offset {exc.start})"
+    try:
+        return json.loads(text), None
     except json.JSONDecodeError as exc:
         return None, f"input {spec}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"
+    except RecursionError:
+        return None, f"input {spec}: JSON nested too deeply"
 
 
 def _fmt(v: Any) -> str:
@@ -175,13 +191,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 2
     try:
         inp = PolicyInput.model_validate(data)
+        ex = pack.explain(inp)
+    except RecursionError:
+        print("error: input nested too deeply", file=sys.stderr)
+        return 2
     except ValidationError as exc:
         for e in exc.errors(include_url=False):
             loc = format_loc(tuple(e["loc"]))
             msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"]
             print(f"error: input {loc}: {msg}", file=sys.stderr)
         return 2
-    ex = pack.explain(inp)
     d = ex.decision
     if args.json:
         json.dump(ex.to_json(), sys.stdout, indent=2, default=str)
@@ -210,10 +229,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
             parts.append(f"tools={_fmt(t.tools)}")
         if t.phrases is not None:
             parts.append(f"phrases={_fmt(t.phrases)}")
+        if t.history_phrases is not None:
+            parts.append(f"history_phrases={_fmt(t.history_phrases)}")
         if t.regex is not None:
             parts.append(f"regex={_fmt(t.regex)}")
         if t.condition is not None:
             parts.append(f"condition={_fmt(t.condition)}")
+        elif t.tools is False and pack.rule(t.rule_id) is not None and pack.rule(t.rule_id).program is not None:
+            parts.append("condition=(not evaluated: other tools)")
         if t.error:
             parts.append(f"error: {t.error} -> fails closed ({t.effect})" if t.matched else f"error: {t.error}")
         out.write(f"  {mark} {t.rule_id:<44} {t.effect:<18} {' '.join(parts) or '(no matchers: always)'}  [{t.file}:{t.line}]\n")

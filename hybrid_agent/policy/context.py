@@ -7,6 +7,9 @@ name               CEL type           meaning
                                       ``tool_call`` | ``tool_result``
 ``text``           string             the utterance (user_text, assistant_text), the raw tool
                                       output (tool_result), else ``""``
+``digits``         string             ``text`` with spoken digits as digits and the separators
+                                      between digit groups removed (spaces of any kind, ``/ . _ -``),
+                                      for number rules: ``digits.search("\\d{13,19}")``
 ``pii``            map(string, int)   PII entity type -> count in ``text``, from the PII gate
                                       (``CREDIT_CARD``, ``IBAN_CODE``, ``US_BANK_NUMBER``, ...)
 ``tool``           string             tool_call/tool_result: the tool's name, else ``""``
@@ -16,7 +19,8 @@ name               CEL type           meaning
 ``session``        map                ``verification_level`` (``none``|``basic``|``strong``),
                                       ``disclosures`` (list of ids given), ``elapsed_s``
                                       (double), ``turns``, ``user_turns``, ``assistant_turns``,
-                                      ``tool_calls`` (int), ``channel`` (string)
+                                      ``tool_calls`` (int), ``channel`` (string), ``transferred``
+                                      (double: sum of successful transfer amounts so far)
 ``history``        list(map)          the last ``history_turns`` turns, oldest first, each
                                       ``{"role": "user"|"assistant", "text": string}``
 =================  =================  =========================================================
@@ -35,8 +39,9 @@ import cel
 from cel import stdlib as cel_stdlib
 
 from hybrid_agent.policy.schema import PolicyInput
+from hybrid_agent.policy.text import digits_form
 
-ROOTS: frozenset[str] = frozenset({"stage", "text", "pii", "tool", "args", "result", "confirmed", "session", "history"})
+ROOTS: frozenset[str] = frozenset({"stage", "text", "digits", "pii", "tool", "args", "result", "confirmed", "session", "history"})
 
 _RX_CACHE: dict[str, re.Pattern[str]] = {}
 _PHRASE_CACHE: dict[tuple[str, ...], re.Pattern[str]] = {}
@@ -63,7 +68,7 @@ def fn_search(text: str, pattern: str) -> bool:
 
 def fn_has_phrase(text: str, phrases: list[str]) -> bool:
     """``text.hasPhrase(["safe account", ...])``: the ``phrases`` sugar as a function (whole words, any case)."""
-    from hybrid_agent.policy.engine import normalize_text, phrase_pattern
+    from hybrid_agent.policy.text import normalize_text, phrase_pattern
 
     if not isinstance(text, str) or not isinstance(phrases, (list, tuple)):
         raise TypeError("hasPhrase(string, list(string))")
@@ -104,12 +109,15 @@ def session_dict(inp: PolicyInput) -> dict[str, Any]:
         "assistant_turns": s.assistant_turns,
         "tool_calls": s.tool_calls,
         "channel": s.channel,
+        "transferred": float(s.transferred),
     }
 
 
 def _value(name: str, inp: PolicyInput, history_turns: int) -> Any:
     if name == "text":
         return inp.text
+    if name == "digits":
+        return digits_form(inp.text)
     if name == "stage":
         return inp.stage if isinstance(inp.stage, str) else inp.stage.value
     if name == "pii":

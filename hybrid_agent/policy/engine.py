@@ -38,21 +38,23 @@ from hybrid_agent.policy.schema import (
     Rule,
     Stage,
 )
+from hybrid_agent.policy.text import digits_form, normalize_text, phrase_pattern
 
 TOOL_STAGES = frozenset({Stage.tool_call.value, Stage.tool_result.value})
 TEXT_STAGES = frozenset({Stage.user_text.value, Stage.assistant_text.value, Stage.tool_result.value})
 
-_WORDS = re.compile(r"[^\W_]+")
+__all__ = ["normalize_text", "phrase_pattern", "digits_form", "expand_phrases"]
 
 
-def normalize_text(text: str) -> str:
-    """Lower case, apostrophes dropped, every run of non-alphanumerics one space (for phrase matching)."""
-    return " ".join(_WORDS.findall(text.lower().replace("'", "").replace("\u2019", "")))
-
-
-def phrase_pattern(phrases: Sequence[str]) -> re.Pattern[str]:
-    alts = sorted({normalize_text(p) for p in phrases}, key=len, reverse=True)
-    return re.compile(r"(?<!\S)(?:" + "|".join(re.escape(a) for a in alts) + r")(?!\S)")
+def expand_phrases(phrases: Sequence[str], lists: Mapping[str, Sequence[str]]) -> list[str]:
+    """``@name`` entries replaced by the pack's phrase list ``name``; :class:`KeyError` for an unknown list."""
+    out: list[str] = []
+    for p in phrases:
+        if p.startswith("@"):
+            out.extend(lists[p[1:]])
+        else:
+            out.append(p)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ combination
@@ -140,6 +142,7 @@ class CompiledRule:
     on_error: str
     tools: frozenset[str] | None = None
     phrase_re: re.Pattern[str] | None = None
+    history_re: re.Pattern[str] | None = None
     regexes: tuple[re.Pattern[str], ...] = ()
     program: Any = None  # cel.Program
     variables: frozenset[str] = frozenset()
@@ -166,10 +169,21 @@ def compile_rule(rule: Rule, file: str, line: int | None, manifest: PackManifest
     cr = CompiledRule(rule=rule, file=file, line=line, on_error=rule.on_error or manifest.on_error)
     if rule.tools is not None:
         cr.tools = frozenset(rule.tools)
-    if rule.phrases is not None:
-        if any(not normalize_text(p) for p in rule.phrases):
-            raise CompileError("phrases", "a phrase has no letters or digits")
-        cr.phrase_re = phrase_pattern(rule.phrases)
+    for fname in ("phrases", "history_phrases"):
+        raw = getattr(rule, fname)
+        if raw is None:
+            continue
+        unknown = [p for p in raw if p.startswith("@") and p[1:] not in manifest.phrase_lists]
+        if unknown:
+            raise CompileError(fname, f"unknown phrase list {unknown[0]!r} (declared in pack.yaml phrase_lists: "
+                                      f"{', '.join(sorted(manifest.phrase_lists)) or 'none'})")
+        phrases = expand_phrases(raw, manifest.phrase_lists)
+        if any(not normalize_text(p) for p in phrases):
+            raise CompileError(fname, "a phrase has no letters or digits")
+        if fname == "phrases":
+            cr.phrase_re = phrase_pattern(phrases)
+        else:
+            cr.history_re = phrase_pattern(phrases)
     if rule.regex is not None:
         pats = []
         for p in rule.regex:
@@ -215,13 +229,14 @@ class RuleTrace:
     matched: bool
     tools: bool | None = None
     phrases: str | None | bool = None  # the phrase found, False if none, None if no phrases
+    history_phrases: str | None | bool = None
     regex: str | None | bool = None
     condition: Any = None  # True/False/the non-bool value; None if no condition
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"rule_id": self.rule_id, "location": f"{self.file}:{self.line}", "effect": self.effect, "matched": self.matched}
-        for k in ("tools", "phrases", "regex", "condition", "error"):
+        for k in ("tools", "phrases", "history_phrases", "regex", "condition", "error"):
             v = getattr(self, k)
             if v is not None:
                 out[k] = v
@@ -287,6 +302,7 @@ class Pack:
         stage = inp.stage if isinstance(inp.stage, str) else inp.stage.value
         text = inp.text
         norm: str | None = None
+        hist: list[str] | None = None
         lazy: LazyContext | None = None
         matched: list[tuple[CompiledRule, str, str | None]] = []
         for r in self._candidates(stage, inp.tool):
@@ -299,6 +315,11 @@ class Pack:
                     continue
             if r.regexes and not any(p.search(text) for p in r.regexes):
                 continue
+            if r.history_re is not None:
+                if hist is None:
+                    hist = self._user_history(inp)
+                if self._history_phrase(r.history_re, hist) is None:
+                    continue
             if r.program is not None:
                 if lazy is None:
                     lazy = LazyContext(inp, self.manifest.history_turns)
@@ -314,6 +335,20 @@ class Pack:
                     continue
             matched.append((r, r.effect, None))
         return self._decide(stage, matched)
+
+    def _user_history(self, inp: PolicyInput) -> list[str]:
+        """The caller turns of the history window, normalized for phrase matching."""
+        n = self.manifest.history_turns
+        return [normalize_text(h.text) for h in (inp.history[-n:] if n else ()) if h.role == "user"]
+
+    @staticmethod
+    def _history_phrase(rx: re.Pattern[str], user_turns: list[str]) -> str | None:
+        """The first phrase found in a caller turn of the history window, else None."""
+        for t in user_turns:
+            m = rx.search(t)
+            if m is not None:
+                return m.group(0)
+        return None
 
     def _decide(self, stage: str, matched: list[tuple[CompiledRule, str, str | None]]) -> Decision:
         effect, rule_ids = combine([(r.id, e) for r, e, _ in matched], self.manifest.default_effect)
@@ -354,6 +389,7 @@ class Pack:
         stage = inp.stage if isinstance(inp.stage, str) else inp.stage.value
         decision = self.evaluate(inp)
         norm = normalize_text(inp.text)
+        user_hist = self._user_history(inp)
         ctx = self._context(inp, stage)
         traces = []
         for r in self._by_stage.get(stage, ()):
@@ -366,9 +402,12 @@ class Pack:
             if r.regexes:
                 found = next((m.group(0) for p in r.regexes if (m := p.search(inp.text))), None)
                 rx = found if found is not None else False
+            hist: str | bool | None = None
+            if r.history_re is not None:
+                hist = self._history_phrase(r.history_re, user_hist) or False
             cond: Any = None
             error = None
-            if r.program is not None:
+            if r.program is not None and tools_ok is not False:  # a rule for other tools is not evaluated
                 try:
                     cond = r.program.execute(ctx)
                     if not isinstance(cond, bool):
@@ -380,10 +419,10 @@ class Pack:
             traces.append(
                 RuleTrace(
                     rule_id=r.id, file=r.file, line=r.line, effect=m.effect if m else r.effect, matched=m is not None,
-                    tools=tools_ok, phrases=phrase, regex=rx, condition=cond, error=error,
+                    tools=tools_ok, phrases=phrase, history_phrases=hist, regex=rx, condition=cond, error=error,
                 )
             )
-        names = set(self._vars[stage]) | {"stage", "text", "pii", "session"}
+        names = set(self._vars[stage]) | {"stage", "text", "pii", "session"} | ({"digits"} if inp.text else set())
         if stage in TOOL_STAGES:
             names |= {"tool", "args"}
         return Explanation(decision, tuple(traces), context_dict(inp, self.manifest.history_turns, names))

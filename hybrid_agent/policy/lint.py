@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hybrid_agent.policy.context import ROOTS
+from hybrid_agent.policy.context import ROOTS, STDLIB
 from hybrid_agent.policy.engine import TEXT_STAGES, TOOL_STAGES, CompiledRule, _error_text
 from hybrid_agent.policy.loader import LoadResult, load
 from hybrid_agent.policy.schema import VERIFICATION_LEVELS, PackManifest, PolicyInput, Stage
@@ -29,6 +29,21 @@ _TOOL_CMP = re.compile(r"(?<![\w.])tool\s*[!=]=\s*[\"']([^\"']*)[\"']|[\"']([^\"
 _STAGE_CMP = re.compile(r"(?<![\w.])stage\s*[!=]=\s*[\"']([^\"']*)[\"']")
 _MATCHES = re.compile(r"\.\s*matches\s*\(|(?<![\w.])matches\s*\(")
 _DISCLOSURE_IN = re.compile(r"[\"']([^\"']*)[\"']\s+in\s+session\.disclosures")
+_DISCLOSURE_MACRO = re.compile(r"session\.disclosures\.\s*(?:exists|all|exists_one|filter)\s*\(\s*(\w+)\s*,([^)]*)\)")
+_IN_LIST = re.compile(r"(?<![\w.])(session\.verification_level|tool|stage)\s+in\s+\[([^\]]*)\]")
+_ARG_REF = re.compile(r"(?<![\w.])args\.([A-Za-z_]\w*)|(?<![\w.])args\s*\[\s*[\"']([^\"']*)[\"']\s*\]")
+_NUM = r"-?\d+(?:\.\d+)?u?"
+_ARG_CMP = re.compile(
+    rf"(?<![\w.])args\.(\w+)\s*(?:[!=]=|[<>]=?)\s*(\"[^\"]*\"|'[^']*'|{_NUM}|true|false)(?![\w.])"
+    rf"|(\"[^\"]*\"|'[^']*'|{_NUM}|true|false)\s*(?:[!=]=|[<>]=?)\s*args\.(\w+)(?![\w(])"
+)
+#: functions cel-rust provides (besides operators, which start with _ ! or @)
+CEL_BUILTINS = frozenset({
+    "size", "has", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double", "string", "bytes", "bool",
+    "dyn", "type", "duration", "timestamp", "max", "min", "exists", "all", "exists_one", "map", "filter",
+    "getFullYear", "getMonth", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes",
+    "getSeconds", "getMilliseconds",
+})
 
 _SAMPLE = {
     "full": {"string": "x", "number": 1.5, "integer": 1, "boolean": True, "list": ["x"], "map": {"x": "x"}, "any": "x"},
@@ -154,6 +169,32 @@ def _check_condition(r: CompiledRule, m: PackManifest, history_turns: int) -> li
     return issues
 
 
+_TYPE_OF_LITERAL = {"string": ("string",), "number": ("number", "integer"), "boolean": ("boolean",)}
+
+
+def _check_args(r: CompiledRule, m: PackManifest, add: Any) -> None:
+    """``args.x`` must be an argument of a tool the rule can see (also inside ``has()``), and a
+    comparison of an argument with a literal must not mix types (CEL's ``"1234" == 1234`` is false)."""
+    src = r.rule.condition or ""
+    if r.rule.stage not in TOOL_STAGES:
+        return
+    tools = sorted(r.tools) if r.tools is not None else sorted(m.tools)
+    specs = [m.tools[t] for t in tools if t in m.tools]
+    if not specs:
+        return
+    declared = {a for s in specs for a in s.args}
+    for name in dict.fromkeys(a or b for a, b in _ARG_REF.findall(src)):
+        if name not in declared:
+            add(r, f"args.{name} is not an argument of the tool {', '.join(tools)} (declared: {', '.join(sorted(declared)) or 'none'})")
+    for a1, lit1, lit2, a2 in _ARG_CMP.findall(src):
+        name, lit = (a1, lit1) if a1 else (a2, lit2)
+        kind = "string" if lit[:1] in "\"'" else ("boolean" if lit in ("true", "false") else "number")
+        types = {s.args[name] for s in specs if name in s.args}
+        if types and not any(t == "any" or t in _TYPE_OF_LITERAL[kind] for t in types):
+            add(r, f"type error: args.{name} ({'/'.join(sorted(types))}) compared with a {kind} literal {lit}: "
+                   "CEL compares values of different types as unequal")
+
+
 def lint_result(res: LoadResult) -> LintReport:
     issues = list(res.issues)
     m = res.manifest
@@ -200,7 +241,25 @@ def lint_result(res: LoadResult) -> LintReport:
         for s in _STAGE_CMP.findall(src):
             if s not in {st.value for st in Stage}:
                 add(r, f"condition compares stage with unknown stage {s!r}")
-        for d in _DISCLOSURE_IN.findall(src):
+        disclosure_refs = list(_DISCLOSURE_IN.findall(src))
+        for var, body in _DISCLOSURE_MACRO.findall(src):
+            disclosure_refs += [a or b for a, b in re.findall(
+                rf"(?<![\w.]){re.escape(var)}\s*[!=]=\s*(?:\"([^\"]*)\"|'([^']*)')", body)]
+            disclosure_refs += [a or b for a, b in re.findall(
+                rf"(?:\"([^\"]*)\"|'([^']*)')\s*[!=]=\s*{re.escape(var)}(?![\w.])", body)]
+        for lst_var, items in _IN_LIST.findall(src):
+            for lit in _literals(items):
+                if lst_var == "tool" and lit not in known_tools:
+                    add(r, f"condition names unknown tool {lit!r} in a list (declared in pack.yaml: {', '.join(sorted(known_tools)) or 'none'})")
+                elif lst_var == "stage" and lit not in {st.value for st in Stage}:
+                    add(r, f"condition compares stage with unknown stage {lit!r} in a list")
+                elif lst_var == "session.verification_level" and lit not in VERIFICATION_LEVELS:
+                    add(r, f"unknown verification level {lit!r} in a list (one of {', '.join(VERIFICATION_LEVELS)})")
+        _check_args(r, m, add)
+        unknown_fns = sorted(f for f in r.program.functions() if f not in CEL_BUILTINS and f not in STDLIB and f[:1] not in "_!@") if r.program else []
+        if unknown_fns:
+            add(r, f"condition calls unknown function(s) {', '.join(unknown_fns)}")
+        for d in disclosure_refs:
             if d not in m.disclosures:
                 add(r, f"condition names unknown disclosure {d!r} (declared in pack.yaml: {', '.join(sorted(m.disclosures)) or 'none'})")
         if r.program is not None:

@@ -14,7 +14,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from hybrid_agent.policy.schema import VERIFICATION_LEVELS, HistoryTurn, PolicyInput, SessionInput
+from hybrid_agent.policy.schema import VERIFICATION_LEVELS, HistoryTurn, PolicyInput, SessionInput, ToolSpec
+
+#: when the session is not given the pack's tool declarations (``tools=None``), the conventional
+#: names: only ``verify_identity`` sets the verification level, ``transfer_funds.amount`` is money moved
+DEFAULT_TOOLS: dict[str, ToolSpec] = {
+    "verify_identity": ToolSpec(verifies_identity=True),
+    "transfer_funds": ToolSpec(args={"amount": "number"}, amount_arg="amount"),
+}
 
 _WORDS = re.compile(r"[a-z0-9]+")
 
@@ -48,6 +55,14 @@ class PolicySession:
     assistant_turns: int = 0
     tool_calls: int = 0
     history: deque[HistoryTurn] = field(default_factory=deque)
+    tools: dict[str, ToolSpec] | None = None  # the pack's tool declarations (None: DEFAULT_TOOLS)
+    transferred: float = 0.0
+
+    @classmethod
+    def for_pack(cls, pack: Any, channel: str = "") -> PolicySession:
+        """A session for a loaded pack: its history window, disclosure scripts and tool declarations."""
+        m = pack.manifest
+        return cls(channel=channel, history_turns=m.history_turns, disclosure_texts=dict(m.disclosures), tools=dict(m.tools))
 
     def __post_init__(self) -> None:
         self.history = deque(self.history, maxlen=self.history_turns or None)
@@ -64,6 +79,7 @@ class PolicySession:
             assistant_turns=self.assistant_turns,
             tool_calls=self.tool_calls,
             channel=self.channel,
+            transferred=self.transferred,
         )
 
     def session_start(self) -> PolicyInput:
@@ -117,8 +133,30 @@ class PolicySession:
     def note_tool_call(self) -> None:
         self.tool_calls += 1
 
-    def note_tool_result(self, output: str, extra: dict[str, Any] | None = None, ok: bool = True) -> None:
-        """A tool that verifies identity reports ``verification_level`` in its JSON output."""
-        level = json_object(output).get("verification_level", (extra or {}).get("verification_level"))
-        if ok and isinstance(level, str) and level in VERIFICATION_LEVELS:
-            self.verification_level = level
+    def note_tool_result(
+        self, output: str, extra: dict[str, Any] | None = None, ok: bool = True, *, tool: str = "", arguments: str = ""
+    ) -> None:
+        """State after a tool result (call it after deciding on the result, as the live session does).
+
+        Only a tool declared ``verifies_identity`` sets ``verification_level`` (from
+        ``verification_level`` in its JSON output, or ``extra``); a successful call of a tool with an
+        ``amount_arg`` adds that amount to ``transferred``.  A result is unsuccessful when ``ok`` is
+        false or the output is a JSON object with an ``error``, ``ok: false`` or a failed ``status``.
+        """
+        result = json_object(output)
+        if not ok or result.get("error") or result.get("ok") is False or str(result.get("status", "")).lower() in _FAILED:
+            return
+        spec = (self.tools if self.tools is not None else DEFAULT_TOOLS).get(tool)
+        if spec is None:
+            return
+        if spec.verifies_identity:
+            level = result.get("verification_level", (extra or {}).get("verification_level"))
+            if isinstance(level, str) and level in VERIFICATION_LEVELS:
+                self.verification_level = level
+        if spec.amount_arg:
+            amount = json_object(arguments).get(spec.amount_arg)
+            if isinstance(amount, (int, float)) and not isinstance(amount, bool) and 0 < amount < float("inf"):
+                self.transferred += float(amount)
+
+
+_FAILED = frozenset({"error", "failed", "failure", "rejected", "denied", "declined", "timeout"})

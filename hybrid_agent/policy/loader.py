@@ -106,8 +106,17 @@ def load(root: str | Path, *, with_tests: bool = True) -> LoadResult:
     rules: list[CompiledRule] = []
     seen: dict[str, str] = {}
     rule_files = _yaml_files(root / "rules")
+    rules_dir = root / "rules"
+    if rules_dir.is_dir():
+        for p in sorted(rules_dir.iterdir()):
+            if p in rule_files:
+                continue
+            if p.suffix.lower() in YAML_SUFFIXES:
+                issues.append(Issue(_display(p), None, f"rule file is ignored: rename it to {p.stem}.yaml (suffixes are case-sensitive)"))
+            else:
+                issues.append(Issue(_display(p), None, "not a rule file (rules/*.yaml): it is ignored; move it out of rules/", level="warning"))
     if not rule_files:
-        issues.append(Issue(_display(root / "rules"), None, "no rule files (rules/*.yaml)", level="warning"))
+        issues.append(Issue(_display(rules_dir), None, "no rule files (rules/*.yaml): a pack without rules would allow everything"))
     for path in rule_files:
         try:
             doc = load_yaml(path, _display(path))
@@ -147,6 +156,9 @@ def load(root: str | Path, *, with_tests: bool = True) -> LoadResult:
                 rules.append(compile_rule(rule, doc.path, line, manifest))
             except CompileError as exc:
                 issues.append(Issue(doc.path, doc.line_of(("rules", i, exc.field_name)), f"rules[{i}].{exc.field_name}: {exc}", rule_id=rule.id))
+
+    if rule_files and not seen and not any(i.level == "error" for i in issues):
+        issues.append(Issue(_display(rules_dir), None, "the rule files define no rules: a pack without rules would allow everything"))
 
     tests: list[tuple[str, int | None, PackTest]] = []
     if with_tests:

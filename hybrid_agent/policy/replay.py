@@ -9,10 +9,12 @@ or records built in a test.  For each call, the session is rebuilt in time order
 * ``tool_call`` for every tool call (subject: the tool call's record id), with its JSON arguments;
 * ``tool_result`` for every tool result.
 
-Session state follows the records: ``disclosures`` from :class:`DisclosureRecord` (given or
-acknowledged) at their time; ``verification_level`` from a tool result whose JSON output (or
-``extra``) carries ``verification_level``; turn and tool counts, elapsed time and history from
-the turns so far.  Recorded text is redacted: ``pii`` is rebuilt from the redaction
+Session state follows the records as the live session does: ``disclosures`` from
+:class:`DisclosureRecord` (given or acknowledged add, missing removes) at their time, after the
+turn that spoke them; a tool result is decided on first and then noted: ``verification_level``
+from a ``verifies_identity`` tool's result whose JSON output (or ``extra``) carries
+``verification_level``, ``transferred`` from successful calls of tools with an ``amount_arg``;
+turn and tool counts, elapsed time and history from the turns so far.  Recorded text is redacted: ``pii`` is rebuilt from the redaction
 placeholders (``[CREDIT_CARD]`` counts as one ``CREDIT_CARD``), so rules on ``pii`` replay,
 while regex rules on raw digits cannot see numbers the PII gate already removed.
 
@@ -145,20 +147,22 @@ def replay_call(pack: Pack, call: RecordedCall) -> Iterator[ReplayEvent]:
     channel = started.channel if started else ""
     tool_calls = {r.tool_call_id: r for r in recs if isinstance(r, ToolCallRecord)}
 
-    # (time, order, record): state updates (disclosures, results) before decisions at the same time
+    # (time, order, record), in the order the live session handles events at the same time: a tool
+    # result, then the turn that ends, then the disclosures that turn spoke (live notes them after
+    # deciding on the turn), then tool calls
     timeline: list[tuple[float, int, Any]] = []
     for r in recs:
         if isinstance(r, DisclosureRecord):
-            timeline.append((r.at_ms, 0, r))
+            timeline.append((r.at_ms, 3, r))
         elif isinstance(r, TurnRecord):
             timeline.append((r.ended_ms, 2, r))
         elif isinstance(r, ToolCallRecord):
-            timeline.append((r.at_ms, 2, r))
+            timeline.append((r.at_ms, 4, r))
         elif isinstance(r, ToolResultRecord):
             timeline.append((r.at_ms, 1, r))
     timeline.sort(key=lambda x: (x[0], x[1], getattr(x[2], "seq", 0)))
 
-    state = PolicySession(channel=channel, history_turns=pack.manifest.history_turns)
+    state = PolicySession(channel=channel, history_turns=pack.manifest.history_turns, tools=dict(pack.manifest.tools))
 
     def old_for(stage: str, *subjects: str) -> tuple[str | None, tuple[str, ...]]:
         rs = [r for s in dict.fromkeys(subjects) for r in old.get(s, []) if r.stage == stage]
@@ -184,12 +188,16 @@ def replay_call(pack: Pack, call: RecordedCall) -> Iterator[ReplayEvent]:
         if isinstance(r, DisclosureRecord):
             if r.status in ("given", "acknowledged"):
                 state.note_disclosure(r.disclosure_id)
+            elif r.status == "missing" and r.disclosure_id in state.disclosures:
+                state.disclosures.remove(r.disclosure_id)  # the caller did not hear it (live: _unhear_disclosures)
         elif isinstance(r, ToolResultRecord):
-            state.note_tool_result(r.output, r.extra, ok=r.status == "ok")
             tc = tool_calls.get(r.tool_call_id)
-            inp = state.tool_result(tc.name if tc else "", tc.arguments if tc else "", r.output or "", at, pii_from_placeholders(r.output))
+            name, arguments = (tc.name, tc.arguments) if tc else ("", "")
+            inp = state.tool_result(name, arguments, r.output or "", at, pii_from_placeholders(r.output))
             yield event("tool_result", r.record_id, at, inp, alt=(r.tool_call_id,), tool_call_id=r.tool_call_id,
                         summary=f"{tc.name if tc else '?'} -> {_clip(r.output, 40)}")
+            # as live: the result is decided on with the state before it, then noted
+            state.note_tool_result(r.output, r.extra, ok=r.status == "ok", tool=name, arguments=arguments)
         elif isinstance(r, ToolCallRecord):
             yield event("tool_call", r.record_id, at, state.tool_call(r.name, r.arguments, at), alt=(r.tool_call_id,),
                         tool_call_id=r.tool_call_id, summary=f"{r.name}({_clip(r.arguments, 40)})")

@@ -63,6 +63,10 @@ SEVERITY_RANK = {s.value: i for i, s in enumerate(Severity)}
 VerificationLevel = Literal["none", "basic", "strong"]
 VERIFICATION_LEVELS = ("none", "basic", "strong")
 
+#: the effects a rule that cannot be evaluated may take: each one stops the action or the speech, or hands over
+FAIL_CLOSED_EFFECTS = ("deny", "escalate", "block_speech")
+FailClosedEffect = Literal["deny", "escalate", "block_speech"]
+
 ArgType = Literal["string", "number", "integer", "boolean", "list", "map", "any"]
 
 RULE_ID = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)+$")
@@ -79,6 +83,18 @@ class ToolSpec(BaseModel):
     description: str = ""
     args: dict[str, ArgType] = Field(default_factory=dict, description="argument name -> type (used by lint's type check)")
     regulated: bool = Field(False, description="informational: the tool changes money or records")
+    verifies_identity: bool = Field(
+        False, description="only such a tool's successful result may set session.verification_level (from its verification_level field)"
+    )
+    amount_arg: str | None = Field(
+        None, description="the argument holding an amount of money: each successful call adds it to session.transferred"
+    )
+
+    @model_validator(mode="after")
+    def _amount_arg_declared(self) -> ToolSpec:
+        if self.amount_arg is not None and self.amount_arg not in self.args:
+            raise ValueError(f"amount_arg {self.amount_arg!r} is not one of the tool's args")
+        return self
 
 
 class PackManifest(BaseModel):
@@ -90,19 +106,26 @@ class PackManifest(BaseModel):
     description: str
     version: str = Field(description="human version (e.g. 1.2.0); decisions carry the content hash as pack_version")
     default_effect: Effect = Field(Effect.allow, description="the effect when no rule matches")
-    on_error: Effect = Field(
-        Effect.deny,
-        description="fail-closed effect when a rule's condition cannot be evaluated (missing field, wrong type); never allow",
+    on_error: FailClosedEffect = Field(
+        "deny",
+        description="fail-closed effect when a rule's condition cannot be evaluated (missing field, wrong type): deny, escalate or block_speech",
     )
     history_turns: int = Field(6, ge=0, le=100, description="how many recent turns the context's history holds")
     tools: dict[str, ToolSpec] = Field(default_factory=dict)
     disclosures: dict[str, str] = Field(default_factory=dict, description="disclosure id -> the text to speak")
+    phrase_lists: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="named phrase lists; a rule's phrases/history_phrases entry '@name' stands for the whole list",
+    )
 
-    @field_validator("on_error")
+    @field_validator("phrase_lists")
     @classmethod
-    def _not_allow(cls, v: Any) -> Any:
-        if v in (Effect.allow, "allow"):
-            raise ValueError("on_error must be a fail-closed effect, not allow")
+    def _lists(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, items in v.items():
+            if not NAME.match(name):
+                raise ValueError(f"phrase list name {name!r}: letters, digits, _ and - only")
+            if not items or any(not isinstance(s, str) or not s.strip() or s.startswith("@") for s in items):
+                raise ValueError(f"phrase list {name!r}: a non-empty list of phrases (no '@' references)")
         return v
 
 
@@ -118,6 +141,9 @@ class Rule(BaseModel):
     phrases: list[str] | None = Field(
         None, description="sugar: matches when the text contains any phrase (case-insensitive, whole words, punctuation ignored)"
     )
+    history_phrases: list[str] | None = Field(
+        None, description="matches when a caller (user) turn in the history contains any phrase (same matching as phrases)"
+    )
     regex: list[str] | None = Field(None, description="sugar: matches when any pattern (Python re, case-insensitive) is found in the text")
     condition: str | None = Field(None, description="CEL expression over the context; must evaluate to a bool")
     effect: Effect
@@ -126,10 +152,10 @@ class Rule(BaseModel):
     severity: Severity = Severity.medium
     disclosure: str | None = Field(None, description="require_disclosure: the disclosure id to give")
     level: VerificationLevel | None = Field(None, description="step_up: the verification level required")
-    on_error: Effect | None = Field(None, description="overrides the pack's on_error for this rule")
+    on_error: FailClosedEffect | None = Field(None, description="overrides the pack's on_error for this rule: deny, escalate or block_speech")
     tags: list[str] = Field(default_factory=list)
 
-    @field_validator("phrases", "regex", "tools")
+    @field_validator("phrases", "history_phrases", "regex", "tools")
     @classmethod
     def _non_empty(cls, v: list[str] | None) -> list[str] | None:
         if v is not None:
@@ -137,13 +163,6 @@ class Rule(BaseModel):
                 raise ValueError("must not be empty (omit the field instead)")
             if any(not isinstance(s, str) or not s.strip() for s in v):
                 raise ValueError("entries must be non-empty strings")
-        return v
-
-    @field_validator("on_error")
-    @classmethod
-    def _not_allow(cls, v: Any) -> Any:
-        if v in (Effect.allow, "allow"):
-            raise ValueError("on_error must be a fail-closed effect, not allow")
         return v
 
     @model_validator(mode="after")
@@ -178,6 +197,9 @@ class SessionInput(BaseModel):
     assistant_turns: int = Field(0, ge=0)
     tool_calls: int = Field(0, ge=0, description="tool calls so far")
     channel: str = ""
+    transferred: float = Field(
+        0.0, ge=0, description="sum of the amounts of the successful money-moving tool calls so far (tools with amount_arg)"
+    )
 
 
 class HistoryTurn(BaseModel):

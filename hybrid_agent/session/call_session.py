@@ -62,6 +62,7 @@ class GateConfig:
     mode: str = "observe"
     history_turns: int = 6
     disclosures: Mapping[str, str] = field(default_factory=dict)  # id -> script to speak
+    tools: Mapping[str, Any] | None = None  # the pack's tool declarations (ToolSpec); None: conventional defaults
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,10 @@ class CallSession:
         gate = config.gate
         self.policy: PolicySession | None = (
             PolicySession(
-                channel=config.channel, history_turns=gate.history_turns, disclosure_texts=dict(gate.disclosures)
+                channel=config.channel,
+                history_turns=gate.history_turns,
+                disclosure_texts=dict(gate.disclosures),
+                tools=dict(gate.tools) if gate.tools is not None else None,
             )
             if gate is not None and gate.mode != "off"
             else None
@@ -241,7 +245,7 @@ class CallSession:
                     name, args = (call.name, call.arguments) if call else ("", "")
                     inp = self.policy.tool_result(name, args, result.output, result.at_ms)
                     out.append(self._check(result.record_id, inp, result.at_ms, scan_pii=True))
-                    self.policy.note_tool_result(result.output)
+                    self.policy.note_tool_result(result.output, tool=name, arguments=args)
                 return out
         return [SendUpstream(event, raw)]
 

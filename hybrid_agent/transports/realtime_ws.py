@@ -181,6 +181,7 @@ def gate_config(policy_gate: PolicyGate | None, mode: str) -> GateConfig | None:
         mode=mode,
         history_turns=pack.manifest.history_turns,
         disclosures=dict(pack.manifest.disclosures),
+        tools=dict(pack.manifest.tools),
     )
 
 
