@@ -379,3 +379,22 @@ async def test_user_transcripts_arrive_even_if_the_client_never_asks_for_them() 
                 seen.append(json.loads(await asyncio.wait_for(ws.recv(), 10))["type"])
             assert seen.count("session.updated") == 1  # only the answer to the client's own update
     assert any(isinstance(r, TurnRecord) and r.role == "user" and r.text for r in audit.records)
+
+
+async def test_refused_upstream_is_audited_and_its_url_secret_never_shown() -> None:
+    import httpx2 as httpx
+
+    secret = "AZURE-SECRET-" + secrets.token_hex(4)
+    audit = MemoryAuditSink()
+    settings = bridge_settings(upstream=f"ws://127.0.0.1:1/openai?api-key={secret}")
+    async with BridgeServer(settings, audit=audit) as bridge:
+        async with httpx.AsyncClient() as http:
+            health = await http.get(f"http://127.0.0.1:{bridge.port}/healthz", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert secret not in health.text and health.json()["upstream"] == "ws://127.0.0.1:1"
+        async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+            frame = await asyncio.wait_for(ws.recv(), 10)
+            assert json.loads(frame)["error"]["code"] == "upstream_unavailable" and secret not in frame
+    kinds = [type(r).__name__ for r in audit.records]
+    assert kinds == ["CallStarted", "CallEnded"]
+    assert audit.records[-1].outcome == "upstream_unavailable"
+    assert all(secret not in str(r) for r in audit.records)

@@ -121,7 +121,7 @@ class ToolResultRecord:
     at_ms: float
     redacted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-    status: str = "ok"  # ok | error | timeout | denied
+    status: str = "ok"  # ok | error | timeout | denied | unsolicited (no such call was pending)
 
     @property
     def record_id(self) -> str:

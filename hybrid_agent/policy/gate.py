@@ -20,6 +20,9 @@ from hybrid_agent.policy.engine import Decision, Pack
 from hybrid_agent.policy.schema import PolicyInput
 
 GATE_MODES = ("off", "observe", "monitor", "hold")
+#: long texts are scanned for PII in windows of this many characters, overlapping by SCAN_OVERLAP
+SCAN_WINDOW = 2000
+SCAN_OVERLAP = 200
 #: modes this version enforces; monitor and hold (cancel / hold assistant audio) come next
 IMPLEMENTED_GATE_MODES = ("off", "observe")
 
@@ -70,7 +73,8 @@ def pii_scan_text(text: str) -> str:
 
 def input_digest(inp: PolicyInput) -> str:
     """sha256 of the exact input the rules saw (the input itself is never stored)."""
-    canonical = json.dumps(inp.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # ensure_ascii: a lone surrogate in caller text must not make the digest (and the decision) fail
+    canonical = json.dumps(inp.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -93,10 +97,28 @@ class PolicyGate:
         inp = check.input
         pii: dict[str, int] = dict(inp.pii)
         if check.scan_pii and inp.text:
-            pii = dict(Counter(e.type for e in self.analyzer.analyze(pii_scan_text(inp.text))))
+            pii = dict(Counter(e.type for e in self._scan(pii_scan_text(inp.text))))
             inp = inp.model_copy(update={"pii": pii})
         decision = self.pack.evaluate(inp)
         return PolicyOutcome(check, decision, pii, input_digest(inp), self._findings(decision))
+
+    def _scan(self, text: str) -> list[Any]:
+        """PII entities in ``text``; long texts in overlapping windows, so the cost stays linear.
+
+        Analysis time grows faster than linearly with length (a 300k-character tool output took
+        about 10 s in one piece), and one caller must not stall the gate for every other call.
+        """
+        if len(text) <= SCAN_WINDOW:
+            return list(self.analyzer.analyze(text))
+        found: dict[tuple[str, int, int], Any] = {}
+        step = SCAN_WINDOW - SCAN_OVERLAP
+        for start in range(0, len(text), step):
+            for e in self.analyzer.analyze(text[start : start + SCAN_WINDOW]):
+                found.setdefault((e.type, start + e.start, start + e.end), e)
+            if start + SCAN_WINDOW >= len(text):
+                break
+        # an entity seen whole in two overlapping windows counts once (same absolute span)
+        return list(found.values())
 
     def _findings(self, decision: Decision) -> tuple[Finding, ...]:
         """Every matched rule with its own effect (the deciding ones and the obligations), or the pack default."""

@@ -19,6 +19,7 @@ from hybrid_agent.upstream.connector import UpstreamConnector
 #: frames above this are refused by the WebSocket engine itself (close 1009);
 #: frames between ``max_message_bytes`` and this get a Realtime ``error`` event and the call goes on.
 HARD_FRAME_LIMIT = 16 * 2**20
+GATE_WORKERS = 4
 
 
 class GateUnavailable(ValueError):
@@ -78,8 +79,10 @@ class BridgeServer:
             await self._owned_writer.start()  # raises SchemaOutdated before any call is taken
         await self.connector.start()
         if self.policy_gate is not None:
-            # one worker: decisions of a call are taken in the order the session asked for them
-            self._gate_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="policy-gate")
+            # each check carries the session state it was asked with, so the order in which workers
+            # finish does not change a decision; several workers keep one caller's huge text from
+            # holding up every other call's checks
+            self._gate_executor = concurrent.futures.ThreadPoolExecutor(GATE_WORKERS, thread_name_prefix="policy-gate")
             await asyncio.get_running_loop().run_in_executor(self._gate_executor, lambda: self.policy_gate.analyzer)  # warm up
         app = build_app(self.settings, self.connector, self.audit, self.policy_gate, self._gate_executor)
         config = uvicorn.Config(
@@ -106,7 +109,7 @@ class BridgeServer:
                 await self._task
         await self.connector.stop()
         if self._gate_executor is not None:
-            self._gate_executor.shutdown(wait=True)
+            await asyncio.to_thread(self._gate_executor.shutdown, True)  # never block the event loop
         if self._sock is not None:
             self._sock.close()
         if self._owned_writer is not None:

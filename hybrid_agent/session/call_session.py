@@ -63,6 +63,7 @@ class GateConfig:
     history_turns: int = 6
     disclosures: Mapping[str, str] = field(default_factory=dict)  # id -> script to speak
     tools: Mapping[str, Any] | None = None  # the pack's tool declarations (ToolSpec); None: conventional defaults
+    on_error: str = "deny"  # the pack's fail-closed effect, recorded when a check cannot be decided
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,16 @@ class CallConfig:
 
 
 BRIDGE_UPDATE_EVENT_ID = "event_bridge_transcription"
+
+#: malformed fields in upstream events are skipped, never allowed to break the call
+_UPSTREAM_FIELD_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
+
+
+def _ms(value: Any) -> float | None:
+    """A millisecond field as a float, or None when the upstream sent something else."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
 
 
 class CallSession:
@@ -113,6 +124,8 @@ class CallSession:
         self._turn_disclosures: dict[str, list[str]] = {}  # assistant item -> disclosures it spoke
         self._own_updates = 0  # session.update events the bridge sent whose answer the caller must not see
         self._rates: list[float] = []  # speaking rates of finished answers (chars per ms of audio)
+        self.malformed_upstream: list[str] = []  # upstream events whose fields could not be used (relayed anyway)
+        self._client_items = 0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, now_ms: float, wall_time: float) -> list[Action]:
@@ -163,11 +176,19 @@ class CallSession:
         err = error_event(f"The bridge failed: {reason}", code="bridge_error", error_type="server_error")
         return self._end(now_ms, "error", [SendClient(err), CloseClient(1011, "bridge error"), CloseUpstream(1011, "bridge error")])
 
+    def abandon(self, now_ms: float, outcome: str) -> list[Action]:
+        """The call never got going (no upstream): just its end, for the audit."""
+        return self._end(now_ms, outcome, [])
+
     def _end(self, now_ms: float, outcome: str, actions: list[Action]) -> list[Action]:
         if self.closed:
             return []
         self.closed = True
-        out = self._flush_open_turns(now_ms)
+        try:
+            out = self._flush_open_turns(now_ms)
+        except Exception as exc:  # the call's end must reach the audit whatever state it is in
+            self.malformed_upstream.append(f"flush at call end: {type(exc).__name__}: {exc}")
+            out = []
         out.extend(actions)
         out.append(Audit(CallEnded(self.call_id, self._rel(now_ms), outcome)))
         return out
@@ -233,21 +254,50 @@ class CallSession:
         elif kind == "conversation.item.create":
             item = event["item"]
             if item.get("type") == "function_call_output":
+                call = self.tool_calls.get(item["call_id"])
+                solicited = call is not None and call.done and not call.answered
                 result = ToolResultRecord(
                     call_id=self.call_id,
                     tool_call_id=item["call_id"],
                     output=item.get("output", ""),
                     at_ms=self._rel(now_ms),
+                    status="ok" if solicited else "unsolicited",
                 )
                 out: list[Action] = [SendUpstream(event, raw), Audit(result)]
+                name, args = (call.name, call.arguments) if call else ("", "")
                 if self.policy is not None:
-                    call = self.tool_calls.get(result.tool_call_id)
-                    name, args = (call.name, call.arguments) if call else ("", "")
                     inp = self.policy.tool_result(name, args, result.output, result.at_ms)
                     out.append(self._check(result.record_id, inp, result.at_ms, scan_pii=True))
-                    self.policy.note_tool_result(result.output, tool=name, arguments=args)
+                    if solicited:  # an output for a call the model never made cannot verify anyone
+                        self.policy.note_tool_result(result.output, tool=name, arguments=args)
+                if call is not None:
+                    call.answered = True
                 return out
+            if item.get("type") == "message" and item.get("role") == "user":
+                return [SendUpstream(event, raw), *self._record_client_text(item, now_ms)]
         return [SendUpstream(event, raw)]
+
+    def _record_client_text(self, item: dict[str, Any], now_ms: float) -> list[Action]:
+        """A user message the client typed (not spoken) is a turn like any other: audited and decided."""
+        text = " ".join(
+            str(c.get("text") or c.get("transcript") or "")
+            for c in item.get("content") or []
+            if isinstance(c, dict) and c.get("type") in ("input_text", "input_audio")
+        ).strip()
+        if not text:
+            return []
+        self._client_items += 1
+        turn = UserTurn(
+            seq=self._next_seq(),
+            item_id=str(item.get("id") or f"client_item_{self._client_items}"),
+            started_ms=self._rel(now_ms),
+            transcript=text,
+            status="completed",
+        )
+        self.user_turns[turn.item_id] = turn
+        out: list[Action] = []
+        self._record_user(turn, now_ms, out)
+        return out
 
     def _client_error(self, message: str, code: str) -> SendClient:
         return SendClient(error_event(message, code=code))
@@ -267,7 +317,12 @@ class CallSession:
         out: list[Action] = []
         handler = _UPSTREAM_HANDLERS.get(event["type"])
         if handler is not None:
-            handler(self, event, now_ms, out)
+            try:
+                handler(self, event, now_ms, out)
+            except _UPSTREAM_FIELD_ERRORS as exc:
+                # relay it (the caller may understand it); only the bridge's tracking skips it
+                self.malformed_upstream.append(f"{event['type']}: {type(exc).__name__}: {exc}")
+                out = [a for a in out if not isinstance(a, Audit)]
         if not self._answers_own_update(event):
             out.insert(0, SendClient(event, raw))
         return out
@@ -301,11 +356,11 @@ class CallSession:
         return turn
 
     def _on_speech_started(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        turn = self._user_turn(event["item_id"], now_ms)
-        turn.audio_start_ms = event.get("audio_start_ms")
+        turn = self._user_turn(str(event["item_id"]), now_ms)
+        turn.audio_start_ms = _ms(event.get("audio_start_ms"))
 
     def _on_speech_stopped(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        self._user_turn(event["item_id"], now_ms).audio_end_ms = event.get("audio_end_ms")
+        self._user_turn(str(event["item_id"]), now_ms).audio_end_ms = _ms(event.get("audio_end_ms"))
 
     def _on_committed(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
         self._user_turn(event["item_id"], now_ms)  # manual-commit turns have no speech_started
@@ -408,7 +463,9 @@ class CallSession:
         turn = self.assistant_turns.get(event.get("item_id", ""))
         if turn is None:
             return
-        audio_end_ms = float(event.get("audio_end_ms", 0))
+        audio_end_ms = _ms(event.get("audio_end_ms"))
+        if audio_end_ms is None:
+            raise ValueError("audio_end_ms is not a number")
         turn.truncated_at_ms = audio_end_ms
         rate = sum(self._rates[-5:]) / len(self._rates[-5:]) if self._rates else DEFAULT_CHARS_PER_MS
         heard = turn.heard_text(audio_end_ms, rate)
@@ -517,6 +574,25 @@ class CallSession:
     def _check(self, subject_id: str, inp: PolicyInput, at_ms: float, *, scan_pii: bool = False) -> CheckPolicy:
         self._checks += 1
         return CheckPolicy(PolicyCheck(self._checks, subject_id, inp, at_ms, scan_pii))
+
+    def feed_policy_failure(self, check: PolicyCheck, reason: str, now_ms: float) -> list[Action]:
+        """The gate could not decide ``check``: record the pack's fail-closed effect, never nothing."""
+        gate = self.config.gate
+        record = PolicyDecisionRecord(
+            call_id=self.call_id,
+            seq=self._decisions,
+            stage=check.stage,
+            rule_id="gate:error",
+            effect=gate.on_error if gate else "deny",
+            policy_version=gate.version if gate else "",
+            at_ms=check.at_ms,
+            policy_pack=gate.pack if gate else None,
+            subject_id=check.subject_id,
+            message=f"the policy gate failed: {reason}"[:500],
+            redacted=False,  # the reason may quote input; the writer redacts it
+        )
+        self._decisions += 1
+        return [Audit(record)]
 
     def feed_policy_outcome(self, outcome: PolicyOutcome, now_ms: float) -> list[Action]:
         """The gate decided a ``CheckPolicy``: record every rule's part in the decision.

@@ -89,3 +89,4 @@ class ToolCallState:
     response_id: str | None
     arguments: str = ""
     done: bool = False
+    answered: bool = False  # a function_call_output for it has been sent

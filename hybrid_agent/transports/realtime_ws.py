@@ -69,6 +69,11 @@ class CallRunner:
         self._timers: set[asyncio.Task[None]] = set()
 
     async def execute(self, actions: list[Action]) -> None:
+        # audit records first: enqueueing never blocks, and a send that is cancelled mid-call
+        # (the caller hung up) must not take a finished turn's record with it
+        for action in actions:
+            if isinstance(action, Audit):
+                self.audit.enqueue(action.record)
         for action in actions:
             if isinstance(action, SendClient):
                 if self.client_open:
@@ -82,8 +87,6 @@ class CallRunner:
                         await self.upstream.send_raw(action.text())  # type: ignore[attr-defined]
                     except ConnectionClosed:
                         self.upstream_open = False
-            elif isinstance(action, Audit):
-                self.audit.enqueue(action.record)
             elif isinstance(action, CloseClient):
                 if self.client_open:
                     self.client_open = False
@@ -111,8 +114,10 @@ class CallRunner:
             return
         try:
             outcome = await asyncio.get_running_loop().run_in_executor(self.gate_executor, self.policy_gate.decide, check)
-        except Exception:
+        except Exception as exc:
             log.exception("call %s: policy check %s (%s) failed", self.session.call_id, check.check_id, check.stage)
+            # a check that cannot be decided is recorded with the pack's fail-closed effect, never dropped
+            await self.execute(self.session.feed_policy_failure(check, f"{type(exc).__name__}: {exc}", _now_ms()))
             return
         await self.execute(self.session.feed_policy_outcome(outcome, _now_ms()))
 
@@ -182,6 +187,7 @@ def gate_config(policy_gate: PolicyGate | None, mode: str) -> GateConfig | None:
         history_turns=pack.manifest.history_turns,
         disclosures=dict(pack.manifest.disclosures),
         tools=dict(pack.manifest.tools),
+        on_error=str(pack.manifest.on_error),
     )
 
 
@@ -196,12 +202,6 @@ async def serve_realtime_client(
 ) -> None:
     """Run one call for an authenticated Realtime-protocol caller."""
     await websocket.accept()
-    try:
-        upstream = await connector.connect()
-    except UpstreamError as exc:
-        await websocket.send_json(error_event(str(exc), code="upstream_unavailable", error_type="server_error"))
-        await websocket.close(1011, "upstream unavailable")
-        return
     session = CallSession(
         CallConfig(
             call_id=f"call_{uuid.uuid4().hex}",
@@ -213,6 +213,20 @@ async def serve_realtime_client(
             transcription_model=settings.transcription_model or None,
         )
     )
+    try:
+        upstream = await connector.connect()
+    except UpstreamError as exc:
+        # a refused call is still a call: it leaves a start and an end in the audit trail
+        for action in session.start(_now_ms(), time.time()):
+            if isinstance(action, Audit):
+                audit.enqueue(action.record)
+        for action in session.abandon(_now_ms(), "upstream_unavailable"):
+            if isinstance(action, Audit):
+                audit.enqueue(action.record)
+        with contextlib.suppress(Exception):  # the caller may already be gone
+            await websocket.send_json(error_event(str(exc), code="upstream_unavailable", error_type="server_error"))
+            await websocket.close(1011, "upstream unavailable")
+        return
     runner = CallRunner(session, websocket, upstream, audit, policy_gate, gate_executor)
     await runner.execute(session.start(_now_ms(), time.time()))
     await runner.run()

@@ -38,6 +38,12 @@ class UpstreamConnector:
 
     @property
     def label(self) -> str:
+        """Where calls go, safe to show and store: scheme and host only (a URL may carry a key)."""
+        if self.target.startswith(("ws://", "wss://")):
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.target)
+            return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
         return self.target
 
     async def start(self) -> None:
