@@ -429,3 +429,18 @@ def test_a_check_the_gate_cannot_decide_is_recorded_fail_closed(banking_gate: Po
     [record] = audits(s.feed_policy_failure(check, "RuntimeError: boom", 1))
     assert isinstance(record, PolicyDecisionRecord)
     assert record.rule_id == "gate:error" and record.effect == "deny" and record.is_violation
+
+
+def test_actions_are_reproducible_with_an_id_factory() -> None:
+    """Sans-I/O: the same events give the same actions when the ids come from a counter."""
+
+    def run() -> list:
+        n = iter(range(1000))
+        s = CallSession(CallConfig(call_id="c", id_factory=lambda prefix: f"{prefix}_{next(n)}"))
+        out = s.start(0.0, 1.0)
+        out += s.receive_client_frame("{bad json", 1.0)
+        out += s.receive_client_frame(json.dumps({"type": "nope"}), 2.0)
+        out += s.upstream_closed(3.0, "code 1006")
+        return out
+
+    assert run() == run()

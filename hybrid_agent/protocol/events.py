@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import typing
+from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any, Union
 
@@ -114,14 +115,16 @@ def error_event(
     param: str | None = None,
     event_id: str | None = None,
     error_type: str = "invalid_request_error",
+    id_factory: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """A Realtime ``error`` server event (the shape the real service sends).
 
-    ``event_id`` names the client event that caused the error, when known.
+    ``event_id`` names the client event that caused the error, when known;
+    ``id_factory`` makes this event's own id (default: random, like the service's).
     """
     return {
         "type": "error",
-        "event_id": new_id("event"),
+        "event_id": (id_factory or new_id)("event"),
         "error": {
             "type": error_type,
             "code": code,

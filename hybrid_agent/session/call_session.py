@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,7 +30,7 @@ from hybrid_agent.audit.records import (
     TurnRecord,
 )
 from hybrid_agent.protocol.audio import AUDIO_FORMATS, b64_decoded_len, duration_ms
-from hybrid_agent.protocol.events import EventValidationError, error_event, validate_client_event
+from hybrid_agent.protocol.events import EventValidationError, error_event, new_id, validate_client_event
 from hybrid_agent.policy.gate import PolicyCheck, PolicyOutcome
 from hybrid_agent.policy.live import PolicySession, spoken_form
 from hybrid_agent.policy.schema import PolicyInput
@@ -74,6 +74,8 @@ class CallConfig:
     upstream: str = ""
     max_message_bytes: int = 1 << 20
     gate: GateConfig | None = None
+    #: ids of the events the bridge itself emits; pass a counter for bit-for-bit reproducible actions
+    id_factory: Callable[[str], str] = new_id
     #: the middle layer reads what the caller said, so the bridge turns input transcription on
     #: (and keeps it on); ``None`` leaves the session as the client configures it
     transcription_model: str | None = "gpt-4o-transcribe"
@@ -168,12 +170,12 @@ class CallSession:
         if self.closed:
             return []
         detail = f": {reason}" if reason else ""
-        err = error_event(f"Upstream model connection closed{detail}", code="upstream_closed", error_type="server_error")
+        err = self._error(f"Upstream model connection closed{detail}", code="upstream_closed", error_type="server_error")
         return self._end(now_ms, "upstream_closed", [SendClient(err), CloseClient(1000, "upstream closed")])
 
     def abort(self, now_ms: float, reason: str) -> list[Action]:
         """The bridge itself failed mid-call: tell the caller, close both sides, record the call as errored."""
-        err = error_event(f"The bridge failed: {reason}", code="bridge_error", error_type="server_error")
+        err = self._error(f"The bridge failed: {reason}", code="bridge_error", error_type="server_error")
         return self._end(now_ms, "error", [SendClient(err), CloseClient(1011, "bridge error"), CloseUpstream(1011, "bridge error")])
 
     def abandon(self, now_ms: float, outcome: str) -> list[Action]:
@@ -224,7 +226,7 @@ class CallSession:
         except EventValidationError as exc:
             event_id = event.get("event_id") if isinstance(event, dict) else None
             code = "unknown_event_type" if "Unknown" in str(exc) else "invalid_event"
-            return [SendClient(error_event(str(exc), code=code, param=exc.param, event_id=event_id))]
+            return [SendClient(self._error(str(exc), code=code, param=exc.param, event_id=event_id))]
         return self._on_client_event(event, now_ms, raw)
 
     def _on_client_event(self, event: dict[str, Any], now_ms: float, raw: str | None) -> list[Action]:
@@ -242,7 +244,7 @@ class CallSession:
             except binascii.Error as exc:
                 return [
                     SendClient(
-                        error_event(
+                        self._error(
                             f"Invalid 'audio': not valid base64 ({exc}).",
                             code="invalid_value",
                             param="audio",
@@ -299,8 +301,11 @@ class CallSession:
         self._record_user(turn, now_ms, out)
         return out
 
+    def _error(self, message: str, **kw: Any) -> dict[str, Any]:
+        return error_event(message, id_factory=self.config.id_factory, **kw)
+
     def _client_error(self, message: str, code: str) -> SendClient:
-        return SendClient(error_event(message, code=code))
+        return SendClient(self._error(message, code=code))
 
     # ------------------------------------------------------------------ model side
     def receive_upstream_frame(self, data: str | bytes, now_ms: float) -> list[Action]:
@@ -308,9 +313,9 @@ class CallSession:
         try:
             event = json.loads(data)
         except (ValueError, RecursionError):
-            return [SendClient(error_event("Upstream sent a malformed event; dropped.", code="upstream_malformed", error_type="server_error"))]
+            return [SendClient(self._error("Upstream sent a malformed event; dropped.", code="upstream_malformed", error_type="server_error"))]
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            return [SendClient(error_event("Upstream sent an event without a type; dropped.", code="upstream_malformed", error_type="server_error"))]
+            return [SendClient(self._error("Upstream sent an event without a type; dropped.", code="upstream_malformed", error_type="server_error"))]
         return self.feed_upstream(event, now_ms, raw=data if isinstance(data, str) else data.decode())
 
     def feed_upstream(self, event: dict[str, Any], now_ms: float, raw: str | None = None) -> list[Action]:
