@@ -163,7 +163,8 @@ class ScriptedCaller:
                 response = event["response"]
                 kinds = {o.get("type") for o in response.get("output") or []}
                 # a spoken answer ends the turn; "let me check" + a function call does not (the tool round follows)
-                if response.get("status") == "cancelled" or ("message" in kinds and "function_call" not in kinds):
+                # failed: the bridge lost the upstream mid-answer and reconnected; the caller moves on
+                if response.get("status") in ("cancelled", "failed") or ("message" in kinds and "function_call" not in kinds):
                     if barge_in is None:
                         await self._finish_playback()
                         return

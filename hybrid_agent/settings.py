@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # upstream
     upstream: str = Field(default="openai", description="openai | azure | sim | ws(s)://host/path")
     model: str = "gpt-realtime"
+    max_reconnects: int = Field(
+        default=2, ge=0, description="Upstream drops a call survives by reconnecting and replaying it as text."
+    )
     transcription_model: str = Field(
         default="gpt-4o-transcribe",
         description="Input transcription the bridge keeps on for every call (empty: leave it to the client).",

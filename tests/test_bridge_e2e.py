@@ -398,3 +398,34 @@ async def test_refused_upstream_is_audited_and_its_url_secret_never_shown() -> N
     assert kinds == ["CallStarted", "CallEnded"]
     assert audit.records[-1].outcome == "upstream_unavailable"
     assert all(secret not in str(r) for r in audit.records)
+
+
+async def test_upstream_drop_mid_answer_is_survived_by_reconnect_and_replay(tmp_path: Path) -> None:
+    import yaml
+
+    data = yaml.safe_load(shipped_scenarios()["banking"].read_text())
+    data["faults"] = [{"kind": "close", "response": 1, "after_deltas": 0, "connections": [0]}]  # first socket only
+    scenario = tmp_path / "drop_once.yaml"
+    scenario.write_text(yaml.safe_dump(data))
+    audit = MemoryAuditSink()
+    sim_scenario = load_scenario(scenario)
+    async with BridgeServer(bridge_settings(sim_scenario=scenario), audit=audit) as bridge:
+        client = AsyncOpenAI(api_key=TOKEN, websocket_base_url=bridge.ws_base_url)
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            log = await ScriptedCaller(conn, caller_turns(sim_scenario), tools=DEMO_TOOLS, playback_rate=3.0).run()
+        await client.close()
+        await asyncio.sleep(0.1)
+        sim = bridge.connector._simulator
+        assert sim.connections == 2  # dropped once, reopened once
+        replayed = [e for e in sim.emitted if e["type"] == "conversation.item.added" and e["item"]["id"].startswith("item_bridge_replay_")]
+    assert replayed, "the conversation was not replayed on the new socket"
+    for event in log.events:
+        validate_server_event(event)
+    statuses = [e["response"]["status"] for e in log.events if e["type"] == "response.done"]
+    assert "failed" in statuses and statuses[-1] == "completed"
+    assert not any(e["type"] == "error" for e in log.events)
+    assert not any(e["type"] == "conversation.item.added" and e["item"]["id"].startswith("item_bridge_replay_") for e in log.events)
+    transcripts = [e["transcript"] for e in log.events if e["type"] == "response.output_audio_transcript.done"]
+    assert any("1,234.56" in t for t in transcripts)  # the call carried on to the balance after the drop
+    ended = [r for r in audit.records if isinstance(r, CallEnded)]
+    assert [r.outcome for r in ended] == ["completed"]

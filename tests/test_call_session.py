@@ -201,7 +201,7 @@ def test_function_call_and_output_are_audited() -> None:
 
 
 def test_upstream_close_sends_error_then_closes_client_and_ends_call() -> None:
-    s = make_session()
+    s = make_session(max_reconnects=0)
     s.feed_upstream({"type": "input_audio_buffer.speech_started", "event_id": "e", "item_id": "u1", "audio_start_ms": 0}, 5)
     actions = s.upstream_closed(100.0, "code 1006")
     kinds = [type(a) for a in actions]
@@ -444,3 +444,52 @@ def test_actions_are_reproducible_with_an_id_factory() -> None:
         return out
 
     assert run() == run()
+
+
+
+# ---------------------------------------------------------------------------- reconnect and replay
+def test_upstream_drop_reconnects_and_replays_the_call_as_text() -> None:
+    from hybrid_agent.protocol.events import validate_client_event, validate_server_event
+    from hybrid_agent.session import ReconnectUpstream
+
+    s = make_session(max_reconnects=1)
+    s.receive_client_frame(json.dumps({"type": "session.update", "session": {"type": "realtime", "instructions": "Be a bank."}}), 1)
+    s.feed_upstream({"type": "input_audio_buffer.speech_started", "event_id": "e", "item_id": "u1", "audio_start_ms": 0}, 2)
+    s.feed_upstream({"type": "conversation.item.input_audio_transcription.completed", "event_id": "e", "item_id": "u1", "content_index": 0, "transcript": "What's my balance?"}, 3)
+    for ev in response_events("r1", "a1", ["It is ", "one hundred ", "pounds."], 24000):
+        s.feed_upstream(ev, 4)
+    s.feed_upstream({"type": "response.output_item.done", "event_id": "e", "response_id": "r1", "output_index": 0, "item": assistant_item("a1", "completed")}, 5)
+    s.feed_upstream({"type": "response.done", "event_id": "e", "response": {"id": "r1", "status": "completed"}}, 6)
+    s.feed_upstream({"type": "conversation.item.truncated", "event_id": "e", "item_id": "a1", "content_index": 0, "audio_end_ms": 400}, 7)
+    for ev in response_events("r2", "a2", ["Anything ", "else?"], 4800)[:3]:  # a second answer is streaming
+        s.feed_upstream(ev, 8)
+
+    dropped = s.upstream_closed(10, "code 1006")
+    assert isinstance(dropped[-1], ReconnectUpstream) and not any(isinstance(a, CloseClient) for a in dropped)
+    [failed] = [a.event for a in dropped if isinstance(a, SendClient)]
+    validate_server_event(failed)  # the caller's SDK still understands it
+    assert failed["response"]["status"] == "failed"
+    # while reconnecting: events wait (audio up to 10 s; beyond that it is dropped and counted)
+    assert s.receive_client_frame(json.dumps({"type": "input_audio_buffer.append", "audio": b64(4800)}), 11) == []
+    assert s.receive_client_frame(json.dumps({"type": "response.create"}), 12) == []
+    assert s.receive_client_frame(json.dumps({"type": "input_audio_buffer.append", "audio": b64(48 * 10_000)}), 13) == []
+    assert s.dropped_audio_ms == pytest.approx(10_000)
+
+    replay = s.upstream_reconnected(20)
+    events = [a.event for a in replay if isinstance(a, SendUpstream)]
+    for ev in events:
+        validate_client_event(ev)
+    kinds = [e["type"] for e in events]
+    assert kinds[:2] == ["session.update", "session.update"]  # transcription, then the client's own
+    assert events[1]["session"]["instructions"] == "Be a bank."
+    items = [e["item"] for e in events if e["type"] == "conversation.item.create"]
+    assert [(i["role"], i["content"][0]["text"]) for i in items[:2]] == [("user", "What's my balance?"), ("assistant", "It is one")]  # heard, not generated
+    assert kinds[-2:] == ["input_audio_buffer.append", "response.create"]  # what waited goes last, in order
+    # the new socket's greeting and the echoes of replayed items are not shown to the caller
+    assert s.feed_upstream({"type": "session.created", "event_id": "e", "session": {"type": "realtime"}}, 21) == []
+    echo = {"type": "conversation.item.added", "event_id": "e", "previous_item_id": None, "item": {**items[0], "object": "realtime.item"}}
+    assert not any(isinstance(a, SendClient) for a in s.feed_upstream(echo, 22))
+    assert all(not any(isinstance(a, SendClient) for a in s.feed_upstream({"type": "session.updated", "event_id": "e", "session": {"type": "realtime"}}, 23)) for _ in range(2))
+    # a second drop exhausts the reconnects: error and a clean close
+    final = s.upstream_closed(30, "gone")
+    assert any(isinstance(a, CloseClient) for a in final) and audits(final)[-1].outcome == "upstream_closed"

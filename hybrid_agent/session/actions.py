@@ -69,4 +69,13 @@ class CheckPolicy:
     check: PolicyCheck
 
 
-Action = Union[SendClient, SendUpstream, CloseClient, CloseUpstream, Audit, StartTimer, CheckPolicy]
+@dataclass(frozen=True, slots=True)
+class ReconnectUpstream:
+    """The model's socket dropped mid-call: open a new one, then call
+    ``CallSession.upstream_reconnected`` (or ``upstream_reconnect_failed``)."""
+
+    attempt: int
+    reason: str = ""
+
+
+Action = Union[SendClient, SendUpstream, CloseClient, CloseUpstream, Audit, StartTimer, CheckPolicy, ReconnectUpstream]

@@ -40,6 +40,7 @@ from hybrid_agent.session.actions import (
     CheckPolicy,
     CloseClient,
     CloseUpstream,
+    ReconnectUpstream,
     SendClient,
     SendUpstream,
 )
@@ -79,9 +80,13 @@ class CallConfig:
     #: the middle layer reads what the caller said, so the bridge turns input transcription on
     #: (and keeps it on); ``None`` leaves the session as the client configures it
     transcription_model: str | None = "gpt-4o-transcribe"
+    #: times an upstream drop is survived by reconnecting and replaying the call so far as text
+    max_reconnects: int = 2
 
 
 BRIDGE_UPDATE_EVENT_ID = "event_bridge_transcription"
+REPLAY_ITEM_PREFIX = "item_bridge_replay_"
+RECONNECT_AUDIO_BUFFER_MS = 10_000
 
 #: malformed fields in upstream events are skipped, never allowed to break the call
 _UPSTREAM_FIELD_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
@@ -127,6 +132,17 @@ class CallSession:
         self._own_updates = 0  # session.update events the bridge sent whose answer the caller must not see
         self._rates: list[float] = []  # speaking rates of finished answers (chars per ms of audio)
         self.malformed_upstream: list[str] = []  # upstream events whose fields could not be used (relayed anyway)
+        # reconnect and replay
+        self.reconnecting = False
+        self.reconnects = 0
+        self.dropped_audio_ms = 0.0  # caller audio that arrived while the upstream was being reopened
+        self._queued_client: list[dict[str, Any]] = []
+        self._queued_audio_ms = 0.0
+        self._client_sessions: list[dict[str, Any]] = []  # the client's session.update payloads, in order
+        self._history: list[dict[str, Any]] = []  # the conversation so far, as items to replay
+        self._history_by_item: dict[str, dict[str, Any]] = {}
+        self._hide_session_created = False
+        self._replayed = 0
         self._client_items = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -166,9 +182,81 @@ class CallSession:
         return self._end(now_ms, "completed", [CloseUpstream(1000, "caller hung up")])
 
     def upstream_closed(self, now_ms: float, reason: str = "") -> list[Action]:
-        """The model's socket ended mid-call: tell the caller why, then close cleanly."""
+        """The model's socket ended mid-call.
+
+        While reconnects remain: fail the response in progress towards the caller and ask the
+        adapter to reconnect (the caller stays connected).  Otherwise: tell the caller why, then
+        close cleanly.
+        """
         if self.closed:
             return []
+        if self.reconnects < self.config.max_reconnects:
+            self.reconnects += 1
+            self.reconnecting = True
+            out = self._fail_active_response(now_ms)
+            out.append(ReconnectUpstream(self.reconnects, reason))
+            return out
+        return self._close_for_upstream(now_ms, reason)
+
+    def upstream_reconnect_failed(self, now_ms: float, reason: str = "") -> list[Action]:
+        self.reconnecting = False
+        return self._close_for_upstream(now_ms, reason)
+
+    def upstream_reconnected(self, now_ms: float) -> list[Action]:
+        """A new upstream is open: restore the session, replay the conversation as text, flush what waited."""
+        self.reconnecting = False
+        self._hide_session_created = True
+        out: list[Action] = []
+        if self.config.transcription_model:
+            self._own_updates += 1
+            out.append(SendUpstream(self._transcription_update()))
+        for i, session in enumerate(self._client_sessions):
+            self._own_updates += 1
+            out.append(SendUpstream({"type": "session.update", "event_id": f"event_bridge_replay_session_{i}", "session": session}))
+        previous: str | None = None
+        for item in self._history:
+            self._replayed += 1
+            replay = {**item, "id": f"{REPLAY_ITEM_PREFIX}{self._replayed}"}
+            event: dict[str, Any] = {
+                "type": "conversation.item.create",
+                "event_id": f"event_bridge_replay_item_{self._replayed}",
+                "item": replay,
+            }
+            if previous is not None:
+                event["previous_item_id"] = previous
+            previous = replay["id"]
+            out.append(SendUpstream(event))
+        for queued in self._queued_client:
+            out.extend(self._on_client_event(queued, now_ms, None))
+        self._queued_client.clear()
+        self._queued_audio_ms = 0.0
+        return out
+
+    def _fail_active_response(self, now_ms: float) -> list[Action]:
+        """The response that was streaming is lost with the socket: close it for the caller."""
+        rid = self.active_response_id
+        if rid is None:
+            return []
+        self.active_response_id = None
+        out: list[Action] = []
+        for turn in self.assistant_turns.values():
+            if turn.response_id == rid and not turn.recorded:
+                turn.status = "failed"
+                self._record_assistant(turn, now_ms, out)
+        done = {
+            "type": "response.done",
+            "event_id": self.config.id_factory("event"),
+            "response": {
+                "id": rid,
+                "object": "realtime.response",
+                "status": "failed",
+                "status_details": {"type": "failed", "error": {"type": "server_error", "code": "upstream_reconnected"}},
+                "output": [],
+            },
+        }
+        return [SendClient(done), *out]
+
+    def _close_for_upstream(self, now_ms: float, reason: str) -> list[Action]:
         detail = f": {reason}" if reason else ""
         err = self._error(f"Upstream model connection closed{detail}", code="upstream_closed", error_type="server_error")
         return self._end(now_ms, "upstream_closed", [SendClient(err), CloseClient(1000, "upstream closed")])
@@ -231,6 +319,19 @@ class CallSession:
 
     def _on_client_event(self, event: dict[str, Any], now_ms: float, raw: str | None) -> list[Action]:
         kind = event["type"]
+        if self.reconnecting:
+            # the caller keeps talking while the bridge reopens the upstream: hold what arrives
+            # (audio up to RECONNECT_AUDIO_BUFFER_MS, beyond that dropped and counted)
+            if kind == "input_audio_buffer.append":
+                ms = duration_ms(b64_decoded_len(event.get("audio", "")), self.input_format)
+                if self._queued_audio_ms + ms > RECONNECT_AUDIO_BUFFER_MS:
+                    self.dropped_audio_ms += ms
+                    return []
+                self._queued_audio_ms += ms
+            self._queued_client.append(event)
+            return []
+        if kind == "session.update":
+            self._client_sessions.append(event.get("session") or {})
         if kind == "session.update" and self.config.transcription_model:
             audio_in = ((event.get("session") or {}).get("audio") or {}).get("input") or {}
             if "transcription" in audio_in and audio_in["transcription"] is None:
@@ -274,6 +375,8 @@ class CallSession:
                         self.policy.note_tool_result(result.output, tool=name, arguments=args)
                 if call is not None:
                     call.answered = True
+                if solicited:
+                    self._history.append({"type": "function_call_output", "call_id": result.tool_call_id, "output": result.output})
                 return out
             if item.get("type") == "message" and item.get("role") == "user":
                 return [SendUpstream(event, raw), *self._record_client_text(item, now_ms)]
@@ -333,13 +436,26 @@ class CallSession:
         return out
 
     def _answers_own_update(self, event: dict[str, Any]) -> bool:
-        """The answer to the bridge's own session.update is the bridge's business, not the caller's."""
+        """The answer to the bridge's own session.update is the bridge's business, not the caller's
+        (so are the new socket's session.created and the echoes of replayed items)."""
+        if event["type"] == "session.created" and self._hide_session_created:
+            self._hide_session_created = False
+            return True
+        if event["type"] in ("conversation.item.added", "conversation.item.done", "conversation.item.created"):
+            item = event.get("item")
+            if isinstance(item, dict) and str(item.get("id", "")).startswith(REPLAY_ITEM_PREFIX):
+                return True
+        if event["type"] == "error":
+            caused_by = str((event.get("error") or {}).get("event_id") or "")
+            if caused_by.startswith("event_bridge_replay_item"):
+                return True
+            if caused_by == BRIDGE_UPDATE_EVENT_ID or caused_by.startswith("event_bridge_replay_session"):
+                self._own_updates = max(0, self._own_updates - 1)
+                return True
+            return False
         if self._own_updates <= 0:
             return False
         if event["type"] == "session.updated":
-            self._own_updates -= 1
-            return True
-        if event["type"] == "error" and (event.get("error") or {}).get("event_id") == BRIDGE_UPDATE_EVENT_ID:
             self._own_updates -= 1
             return True
         return False
@@ -444,6 +560,7 @@ class CallSession:
             response_id=state.response_id,
         )
         out.append(Audit(record))
+        self._history.append({"type": "function_call", "call_id": call_id, "name": state.name, "arguments": state.arguments})
         if self.policy is not None:
             out.append(self._check(record.record_id, self.policy.tool_call(record.name, record.arguments, record.at_ms), record.at_ms))
             self.policy.note_tool_call()
@@ -487,6 +604,9 @@ class CallSession:
             )
         )
         self._unhear_disclosures(turn, heard, now_ms, out)
+        replayed = self._history_by_item.get(turn.item_id)
+        if replayed is not None:  # after a reconnect the model remembers what the caller heard
+            replayed["content"] = [{"type": "output_text", "text": heard}]
 
     # ------------------------------------------------------------------ helpers
     def playback_position_ms(self, item_id: str, now_ms: float) -> float:
@@ -530,6 +650,11 @@ class CallSession:
     def _record_turn(self, record: TurnRecord, out: list[Action]) -> None:
         """Audit a finished turn and, under a policy pack, decide on its text and note what it spoke."""
         out.append(Audit(record))
+        if record.text:
+            part = "input_text" if record.role == "user" else "output_text"
+            item = {"type": "message", "role": record.role, "content": [{"type": part, "text": record.text}]}
+            self._history.append(item)
+            self._history_by_item[record.item_id] = item
         if self.policy is None or not record.text:
             return
         inp = self.policy.turn(record.role, record.text, record.ended_ms)

@@ -89,6 +89,9 @@ class Fault(_Model):
     """
 
     kind: Literal["close", "error", "stall"]
+    connections: list[int] | None = Field(
+        default=None, description="0-based connections to the simulator this fault applies to (default: every one)"
+    )
     after_events: int | None = Field(default=None, ge=1)
     response: int | None = Field(default=None, ge=0)
     after_deltas: int = Field(default=0, ge=0)

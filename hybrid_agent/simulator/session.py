@@ -158,6 +158,7 @@ class SimSession:
 
     def __init__(self, sim: RealtimeSimulator, ws: ServerConnection, scenario: Scenario, model: str):
         self.sim = sim
+        self.connection_index = max(0, sim.connections - 1)  # 0-based: which connection to the simulator this is
         self.ws = ws
         self.sc = scenario
         self.session = default_session(model)
@@ -239,6 +240,8 @@ class SimSession:
                 raise _Closed
 
     def _fault_hit(self, fault: Fault, event: dict[str, Any], response: _Response | None) -> bool:
+        if fault.connections is not None and self.connection_index not in fault.connections:
+            return False
         if fault.after_events is not None:
             return self.count == fault.after_events
         if response is None or response.index != fault.response:

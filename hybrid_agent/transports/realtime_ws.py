@@ -27,6 +27,7 @@ from hybrid_agent.session import (
     CallConfig,
     CallSession,
     CheckPolicy,
+    ReconnectUpstream,
     CloseClient,
     CloseUpstream,
     SendClient,
@@ -38,6 +39,10 @@ from hybrid_agent.settings import Settings
 from hybrid_agent.upstream.connector import UpstreamConnector, UpstreamError
 
 log = logging.getLogger(__name__)
+
+
+#: pauses before each attempt to reopen a dropped upstream
+RECONNECT_DELAYS_S = (0.05, 0.5, 2.0)
 
 
 def _now_ms() -> float:
@@ -55,8 +60,10 @@ class CallRunner:
         audit: AuditSink,
         policy_gate: PolicyGate | None = None,
         gate_executor: concurrent.futures.Executor | None = None,
+        connector: UpstreamConnector | None = None,
     ) -> None:
         self.session = session
+        self.connector = connector
         self.policy_gate = policy_gate
         self.gate_executor = gate_executor
         self._checks: set[asyncio.Task[None]] = set()
@@ -144,9 +151,31 @@ class CallRunner:
             except ConnectionClosed as exc:
                 self.upstream_open = False
                 reason = f"code {exc.rcvd.code}" if exc.rcvd else "connection lost"
-                await self.execute(self.session.upstream_closed(_now_ms(), reason))
+                actions = self.session.upstream_closed(_now_ms(), reason)
+                await self.execute(actions)
+                if any(isinstance(a, ReconnectUpstream) for a in actions) and await self._reconnect():
+                    continue
                 return
             await self.execute(self.session.receive_upstream_frame(data, _now_ms()))
+
+    async def _reconnect(self) -> bool:
+        """Open a new upstream (a few tries, backing off) and let the session replay the call on it."""
+        last = "no connector"
+        for delay in RECONNECT_DELAYS_S:
+            await asyncio.sleep(delay)
+            if self.connector is None or not self.client_open:
+                break
+            try:
+                self.upstream = await self.connector.connect()
+            except UpstreamError as exc:
+                last = str(exc)
+                continue
+            self.upstream_open = True
+            log.info("call %s: upstream reconnected (attempt %d)", self.session.call_id, self.session.reconnects)
+            await self.execute(self.session.upstream_reconnected(_now_ms()))
+            return True
+        await self.execute(self.session.upstream_reconnect_failed(_now_ms(), last))
+        return False
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self.client_pump()), asyncio.create_task(self.upstream_pump())]
@@ -211,6 +240,7 @@ async def serve_realtime_client(
             max_message_bytes=settings.max_message_bytes,
             gate=gate_config(policy_gate, settings.gate_mode),
             transcription_model=settings.transcription_model or None,
+            max_reconnects=settings.max_reconnects,
         )
     )
     try:
@@ -227,6 +257,6 @@ async def serve_realtime_client(
             await websocket.send_json(error_event(str(exc), code="upstream_unavailable", error_type="server_error"))
             await websocket.close(1011, "upstream unavailable")
         return
-    runner = CallRunner(session, websocket, upstream, audit, policy_gate, gate_executor)
+    runner = CallRunner(session, websocket, upstream, audit, policy_gate, gate_executor, connector)
     await runner.execute(session.start(_now_ms(), time.time()))
     await runner.run()
