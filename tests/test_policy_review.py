@@ -13,7 +13,7 @@ import pytest
 from hybrid_agent.audit.records import CallStarted, DisclosureRecord, ToolCallRecord, ToolResultRecord, TurnRecord
 from hybrid_agent.cli import main
 from hybrid_agent.policy import load_pack
-from hybrid_agent.policy.gate import pii_scan_text
+from hybrid_agent.pii.analyzer import get_analyzer, plain_separators
 from hybrid_agent.policy.lint import lint
 from hybrid_agent.policy.live import PolicySession
 from hybrid_agent.policy.loader import PackError
@@ -64,9 +64,12 @@ def test_contractions_expand_on_both_sides(a: str, b: str) -> None:
     assert normalize_text(a) == normalize_text(b)
 
 
-def test_pii_scan_text_normalizes_separators() -> None:
-    assert pii_scan_text("4111\u00a01111/1111_1111") == "4111 1111 1111 1111"
-    assert pii_scan_text("and/or a_b") == "and/or a_b"
+def test_pii_gate_reads_odd_separators_with_original_offsets() -> None:
+    assert plain_separators("4111\u00a01111/1111_1111") == "4111 1111 1111 1111"
+    assert plain_separators("and/or a_b") == "and/or a_b"
+    for text in ("card 4111\u00a01111\u00a01111\u00a01111 ok", "card 4111/1111/1111/1111 ok", "card 4111_1111_1111_1111 ok"):
+        [card] = get_analyzer().analyze(text)  # every user of the gate (audit redaction too) sees it
+        assert card.type == "CREDIT_CARD" and text[card.start : card.end] == text[5:24]
 
 
 # ------------------------------------------------------------------------------------------ the shipped packs

@@ -141,6 +141,19 @@ def build_engine(model: str | None = None) -> AnalyzerEngine:
     )
 
 
+_ODD_SPACE = re.compile("[\u00a0\u2007\u2009\u200a\u202f\u205f\u3000]")
+_DIGIT_SEP = re.compile(r"(?<=\d)[/_](?=\d)")
+
+
+def plain_separators(text: str) -> str:
+    """Unusual spaces as plain spaces, ``/`` and ``_`` between digits as spaces.
+
+    Language models and transcripts write ``4111\u00a01111/1111_1111``; the recognizers see
+    digit groups split by plain spaces.  One character for one, so offsets stay those of ``text``.
+    """
+    return _DIGIT_SEP.sub(" ", _ODD_SPACE.sub(" ", text))
+
+
 class PiiAnalyzer:
     """Synchronous, thread-safe analyzer (Presidio engines are read-only after build)."""
 
@@ -157,7 +170,7 @@ class PiiAnalyzer:
 
     def analyze(self, text: str) -> list[PiiEntity]:
         """Entities in ``text``, sorted by start; spans never overlap."""
-        return self.analyze_normalized(normalize(text))
+        return self.analyze_normalized(normalize(plain_separators(text)))
 
     def analyze_normalized(self, norm: Normalized) -> list[PiiEntity]:
         ntext = norm.text

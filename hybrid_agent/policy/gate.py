@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -60,17 +59,6 @@ class PolicyOutcome:
     findings: tuple[Finding, ...]
 
 
-_ODD_SPACE = re.compile("[\u00a0\u2007\u2009\u200a\u202f\u205f\u3000]")
-_DIGIT_SEP = re.compile(r"(?<=\d)[/_](?=\d)")
-
-
-def pii_scan_text(text: str) -> str:
-    """The text the PII gate scans: unusual spaces as plain spaces, ``/`` and ``_`` between digits as
-    spaces, so ``4111\u00a01111/1111_1111`` is seen as a card number.  Only counts are kept, so
-    offsets need not match the original."""
-    return _DIGIT_SEP.sub(" ", _ODD_SPACE.sub(" ", text))
-
-
 def input_digest(inp: PolicyInput) -> str:
     """sha256 of the exact input the rules saw (the input itself is never stored)."""
     # ensure_ascii: a lone surrogate in caller text must not make the digest (and the decision) fail
@@ -97,7 +85,7 @@ class PolicyGate:
         inp = check.input
         pii: dict[str, int] = dict(inp.pii)
         if check.scan_pii and inp.text:
-            pii = dict(Counter(e.type for e in self._scan(pii_scan_text(inp.text))))
+            pii = dict(Counter(e.type for e in self._scan(inp.text)))
             inp = inp.model_copy(update={"pii": pii})
         decision = self.pack.evaluate(inp)
         return PolicyOutcome(check, decision, pii, input_digest(inp), self._findings(decision))
