@@ -9,12 +9,12 @@ Pure and synchronous.
 from __future__ import annotations
 
 import json
-import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from hybrid_agent.policy.schema import VERIFICATION_LEVELS, HistoryTurn, PolicyInput, SessionInput, ToolSpec
+from hybrid_agent.policy.text import normalize_text
 
 #: when the session is not given the pack's tool declarations (``tools=None``), the conventional
 #: names: only ``verify_identity`` sets the verification level, ``transfer_funds.amount`` is money moved
@@ -22,14 +22,6 @@ DEFAULT_TOOLS: dict[str, ToolSpec] = {
     "verify_identity": ToolSpec(verifies_identity=True),
     "transfer_funds": ToolSpec(args={"amount": "number"}, amount_arg="amount"),
 }
-
-_WORDS = re.compile(r"[a-z0-9]+")
-
-
-def spoken_form(text: str) -> str:
-    """Lower-case words only: punctuation and spacing do not decide whether a script was spoken."""
-    return " ".join(_WORDS.findall(text.lower()))
-
 
 def json_object(text: str | None) -> dict[str, Any]:
     """``text`` parsed as a JSON object, else ``{}`` (tool arguments and outputs)."""
@@ -66,7 +58,7 @@ class PolicySession:
 
     def __post_init__(self) -> None:
         self.history = deque(self.history, maxlen=self.history_turns or None)
-        self._scripts = {d: spoken_form(t) for d, t in self.disclosure_texts.items() if spoken_form(t)}
+        self._scripts = {d: normalize_text(t) for d, t in self.disclosure_texts.items() if normalize_text(t)}
 
     # ------------------------------------------------------------------ inputs
     def snapshot(self, at_ms: float) -> SessionInput:
@@ -113,7 +105,7 @@ class PolicySession:
         """Count a finished turn; returns the ids of disclosures it spoke for the first time."""
         spoken: list[str] = []
         if role == "assistant" and text:
-            said = spoken_form(text)
+            said = normalize_text(text)
             for did, script in self._scripts.items():
                 if did not in self.disclosures and script in said:
                     self.disclosures.append(did)

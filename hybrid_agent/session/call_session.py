@@ -32,7 +32,8 @@ from hybrid_agent.audit.records import (
 from hybrid_agent.protocol.audio import AUDIO_FORMATS, b64_decoded_len, duration_ms
 from hybrid_agent.protocol.events import EventValidationError, error_event, new_id, validate_client_event
 from hybrid_agent.policy.gate import PolicyCheck, PolicyOutcome
-from hybrid_agent.policy.live import PolicySession, spoken_form
+from hybrid_agent.policy.live import PolicySession
+from hybrid_agent.policy.text import normalize_text
 from hybrid_agent.policy.schema import PolicyInput
 from hybrid_agent.session.actions import (
     Action,
@@ -679,10 +680,10 @@ class CallSession:
         """A disclosure in an answer cut short counts only if the caller heard it."""
         if self.policy is None:
             return
-        said = spoken_form(heard)
+        said = normalize_text(heard)
         for disclosure_id in self._turn_disclosures.get(turn.item_id, []):
             script = self.policy.disclosure_texts[disclosure_id]
-            if spoken_form(script) in said:
+            if normalize_text(script) in said:
                 continue
             if disclosure_id in self.policy.disclosures:
                 self.policy.disclosures.remove(disclosure_id)
