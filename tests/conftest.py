@@ -127,3 +127,11 @@ def tamper(db_url: str) -> Iterator[object]:
 
     yield run
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def analyzer() -> object:
+    """The process's PII analyzer (built once; the PII tests share it)."""
+    from hybrid_agent.pii import get_analyzer
+
+    return get_analyzer()

@@ -26,11 +26,6 @@ from hybrid_agent.pii import (
 KEY = b"k" * 32
 
 
-@pytest.fixture(scope="session")
-def analyzer() -> PiiAnalyzer:
-    return get_analyzer()
-
-
 # (utterance, entity type, the exact original text the entity must cover)
 POSITIVES = [
     # credit cards

@@ -16,13 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from hybrid_agent.pii import PiiAnalyzer, PiiEntity, StreamingScanner, get_analyzer, normalize
+from hybrid_agent.pii import PiiAnalyzer, PiiEntity, StreamingScanner, normalize
 from hybrid_agent.pii.streaming import unsettled_tail
-
-
-@pytest.fixture(scope="module")
-def analyzer() -> PiiAnalyzer:
-    return get_analyzer()
 
 
 def _found(analyzer: PiiAnalyzer, text: str) -> list[tuple[str, str]]:

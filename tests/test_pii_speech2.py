@@ -17,13 +17,8 @@ from __future__ import annotations
 
 import pytest
 
-from hybrid_agent.pii import PiiAnalyzer, PiiEntity, StreamingScanner, get_analyzer, normalize, redact
+from hybrid_agent.pii import PiiAnalyzer, PiiEntity, StreamingScanner, normalize, redact
 from hybrid_agent.pii.normalize import iban_ok
-
-
-@pytest.fixture(scope="module")
-def analyzer() -> PiiAnalyzer:
-    return get_analyzer()
 
 
 def _found(analyzer: PiiAnalyzer, text: str) -> list[tuple[str, str]]:

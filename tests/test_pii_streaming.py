@@ -12,11 +12,6 @@ from hybrid_agent.pii.streaming import unsettled_tail
 CARD = "four one one one, one one one one, one one one one, one one one one"
 
 
-@pytest.fixture(scope="session")
-def analyzer() -> PiiAnalyzer:
-    return get_analyzer()
-
-
 def test_card_split_across_deltas_is_found_when_the_run_ends(analyzer: PiiAnalyzer) -> None:
     sc = StreamingScanner(analyzer)
     deltas = ["hi um so my card", " number is four one", " one one, one one on", "e one, one one one one, one one", " one one", " and"]
