@@ -1,4 +1,4 @@
-"""Database fixtures: every audit test runs on SQLite and on PostgreSQL.
+"""Shared fixtures: databases (every audit test runs on SQLite and on PostgreSQL) and the PII analyzer.
 
 PostgreSQL: ``HYBRID_AGENT_TEST_PG`` (default ``postgresql://postgres@127.0.0.1:5432/test``).
 Each test gets a fresh schema ``audit_test_<random>`` (selected with ``search_path``

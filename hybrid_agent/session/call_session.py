@@ -49,7 +49,6 @@ from hybrid_agent.session.turns import (
     DEFAULT_CHARS_PER_MS,
     AssistantTurn,
     ToolCallState,
-    TranscriptPiece,
     UserTurn,
 )
 
@@ -519,7 +518,7 @@ class CallSession:
     def _on_transcript_delta(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
         turn = self.assistant_turns.get(event.get("item_id", ""))
         if turn is not None:
-            turn.pieces.append(TranscriptPiece(event.get("delta", ""), turn.audio_ms))
+            turn.pieces.append(str(event.get("delta", "")))
 
     def _on_transcript_done(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
         turn = self.assistant_turns.get(event.get("item_id", ""))

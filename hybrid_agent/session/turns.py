@@ -24,18 +24,12 @@ class UserTurn:
 
 
 @dataclass(slots=True)
-class TranscriptPiece:
-    text: str
-    audio_offset_ms: float  # assistant audio already sent for the item when this text arrived
-
-
-@dataclass(slots=True)
 class AssistantTurn:
     seq: int
     item_id: str
     response_id: str | None
     started_ms: float
-    pieces: list[TranscriptPiece] = field(default_factory=list)
+    pieces: list[str] = field(default_factory=list)  # transcript deltas, until the final transcript arrives
     transcript: str | None = None  # final transcript from the *.done event
     audio_bytes: int = 0
     audio_ms: float = 0.0
@@ -47,7 +41,7 @@ class AssistantTurn:
 
     @property
     def text(self) -> str:
-        return self.transcript if self.transcript is not None else "".join(p.text for p in self.pieces)
+        return self.transcript if self.transcript is not None else "".join(self.pieces)
 
     @property
     def chars_per_ms(self) -> float | None:
