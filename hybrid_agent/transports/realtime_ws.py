@@ -247,11 +247,8 @@ async def serve_realtime_client(
         upstream = await connector.connect()
     except UpstreamError as exc:
         # a refused call is still a call: it leaves a start and an end in the audit trail
-        for action in session.start(_now_ms(), time.time()):
-            if isinstance(action, Audit):
-                audit.enqueue(action.record)
-        for action in session.abandon(_now_ms(), "upstream_unavailable"):
-            if isinstance(action, Audit):
+        for action in [*session.start(_now_ms(), time.time()), *session.abandon(_now_ms(), "upstream_unavailable")]:
+            if isinstance(action, Audit):  # nothing else to do: no upstream, and the caller gets the error below
                 audit.enqueue(action.record)
         with contextlib.suppress(Exception):  # the caller may already be gone
             await websocket.send_json(error_event(str(exc), code="upstream_unavailable", error_type="server_error"))
