@@ -72,6 +72,17 @@ def fmt_secs(ms: Any, spec: str = ".1f") -> str:
     return f"{ms / 1000:{spec}}s"
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")
+
+
+def parse_duration(value: str) -> float:
+    """Seconds from ``300``, ``90s``, ``5m``, ``2h``, ``1d`` (a bare number is seconds)."""
+    m = _DURATION.match(value.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a duration: {value!r} (use 300, 90s, 5m, 2h or 1d)")
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
 def positive_int(value: str) -> int:
     try:
         n = int(value)
@@ -162,7 +173,8 @@ def cmd_calls(args: argparse.Namespace) -> int:
     with open_db(args) as conn:
         rows = list_calls(
             conn, since=args.since, until=args.until, channel=args.channel, outcome=args.outcome,
-            policy_version=args.policy_version, has_violation=args.has_violation, limit=args.limit,
+            policy_version=args.policy_version, has_violation=args.has_violation, has_errors=args.has_errors,
+            config_refused=args.config_refused, limit=args.limit,
         )
     if args.json:
         dump_json(rows, sys.stdout)
@@ -171,10 +183,13 @@ def cmd_calls(args: argparse.Namespace) -> int:
         r["started"] = fmt_time(r["started_at"])
         r["duration"] = fmt_secs(r["duration_ms"])
         r["outcome"] = r["outcome"] or "(open)"
+        r["flags"] = "CONFIG REFUSED" if r["config_refused"] else ""
     print_table(rows, [("call_id", "CALL"), ("started", "STARTED"), ("channel", "CHANNEL"), ("outcome", "OUTCOME"),
-                       ("duration", "DURATION"), ("turns", "TURNS"), ("violations", "VIOLATIONS"),
-                       ("policy_version", "POLICY"), ("caller_pseudonym", "CALLER")], sys.stdout, width=44)
-    print(f"({len(rows)} calls{'; --limit reached' if len(rows) == args.limit else ''})")
+                       ("duration", "DURATION"), ("turns", "TURNS"), ("violations", "VIOLATIONS"), ("errors", "ERRORS"),
+                       ("flags", "FLAGS"), ("policy_version", "POLICY"), ("caller_pseudonym", "CALLER")], sys.stdout, width=44)
+    refused = sum(1 for r in rows if r["config_refused"])
+    note = f"; {refused} with a refused session.update (configuration not applied)" if refused else ""
+    print(f"({len(rows)} calls{note}{'; --limit reached' if len(rows) == args.limit else ''})")
     return 0
 
 
@@ -199,6 +214,8 @@ def render_call(call: dict[str, Any]) -> list[str]:
         f"  policy {c.get('policy_pack') or '-'} @ {c.get('policy_version') or '-'}  gate {c.get('gate_mode') or '-'}  "
         f"caller {c.get('caller_pseudonym') or '-'}",
     ]
+    if call.get("config_refused"):
+        lines.append("  !! CONFIGURATION REFUSED: a session.update was refused; the session ran without the requested configuration")
     for e in call["timeline"]:
         at = fmt_secs(e["at_ms"], "7.1f").rjust(8)
         if e["kind"] == "turn":
@@ -218,9 +235,48 @@ def render_call(call: dict[str, Any]) -> list[str]:
                          f"(policy {e['policy_version']}){flag}" + (f": {e['message']}" if e["message"] else ""))
         elif e["kind"] == "disclosure":
             lines.append(f"{at}       disclosure {e['disclosure_id']} ({e['status']}): {_clip(e['text'], 80)}")
+        elif e["kind"] == "event":
+            lines.append(f"{at}       {render_event(e)}")
     end = call["ended"]
     lines.append(f"  call ended: {end['outcome']} after {fmt_secs(end['at_ms'])}" if end else "  call has not ended (no end recorded)")
     return lines
+
+
+_EVENT_LABELS = {"upstream": "ERROR upstream", "bridge": "ERROR bridge"}
+
+
+def render_event(e: dict[str, Any]) -> str:
+    """One call event: ``REFUSED session.update (session.model): The model ... [invalid_value, by upstream]``.
+
+    ``e`` is a timeline entry (the event's code in ``code``) or an ``events`` row (in ``kind``)."""
+    code = e["code"] if "code" in e else e.get("kind")
+    what = e.get("event_type") or "client event"
+    if e.get("param"):
+        what += f" ({e['param']})"
+    msg = f": {_clip(e['message'], 160)}" if e.get("message") else ""
+    ident = f", event {e['client_event_id']}" if e.get("client_event_id") else ""
+    if e.get("source") in ("upstream_refused", "bridge_refused"):
+        by = "upstream" if e["source"] == "upstream_refused" else "bridge"
+        return f"REFUSED {what}{msg} [{code}, by {by}{ident}]"
+    label = "NOTE bridge" if e.get("notice") else _EVENT_LABELS.get(e.get("source") or "", f"EVENT {e.get('source')}")
+    about = f" {what}" if e.get("event_type") else ""
+    return f"{label} {code}{about}{msg}" + (f" [event {e['client_event_id']}]" if ident else "")
+
+
+def cmd_close_interrupted(args: argparse.Namespace) -> int:
+    from hybrid_agent.audit.store import close_interrupted_calls
+
+    records = close_interrupted_calls(
+        _database_url(args), older_than_s=args.older_than, started_before=args.started_before, dry_run=args.dry_run,
+    )
+    if args.json:
+        dump_json([{"call_id": r.call_id, "at_ms": r.at_ms, "outcome": r.outcome} for r in records], sys.stdout)
+        return 0
+    verb = "would record" if args.dry_run else "recorded"
+    for r in records:
+        print(f"{r.call_id}  interrupted after {fmt_secs(r.at_ms)}")
+    print(f"({verb} {len(records)} calls as interrupted)")
+    return 0
 
 
 def cmd_violations(args: argparse.Namespace) -> int:
@@ -375,11 +431,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--since", type=parse_time, help="calls started at/after (2026-01-31, ISO time, epoch, or 7d/12h)")
     p.add_argument("--until", type=parse_time, help="calls started before")
     p.add_argument("--channel")
-    p.add_argument("--outcome", help="completed | client_closed | upstream_closed | error | open (not ended)")
+    p.add_argument("--outcome", help="completed | client_closed | upstream_closed | upstream_unavailable | error | interrupted | open (not ended)")
     p.add_argument("--policy-version", dest="policy_version")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--has-violation", dest="has_violation", action="store_const", const=True, default=None)
     g.add_argument("--no-violation", dest="has_violation", action="store_const", const=False)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--has-errors", dest="has_errors", action="store_const", const=True, default=None,
+                   help="only calls with call events (upstream errors, refused client events, bridge facts)")
+    g.add_argument("--no-errors", dest="has_errors", action="store_const", const=False)
+    p.add_argument("--config-refused", dest="config_refused", action="store_const", const=True, default=None,
+                   help="only calls where a session.update was refused")
     p.add_argument("--limit", type=positive_int, default=50)
     p.add_argument("--json", action="store_true")
     _add_db(p)
@@ -390,6 +452,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--json", action="store_true")
     _add_db(p)
     p.set_defaults(func=_run(cmd_show))
+
+    p = asub.add_parser("close-interrupted", help="record calls a crashed bridge left open as ended: interrupted")
+    p.add_argument("--older-than", dest="older_than", type=parse_duration, default=300.0, metavar="DURATION",
+                   help="only calls whose last record is older than this (default 5m; 0 = no limit, only with no bridge running)")
+    p.add_argument("--started-before", dest="started_before", type=parse_time, metavar="T", help="only calls started before T")
+    p.add_argument("--dry-run", dest="dry_run", action="store_true", help="list the calls, record nothing")
+    p.add_argument("--json", action="store_true")
+    _add_db(p)
+    p.set_defaults(func=_run(cmd_close_interrupted))
 
     p = asub.add_parser("violations", help="policy decisions that are violations, newest call first")
     p.add_argument("--rule", help="only this rule id")
@@ -430,4 +501,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=_run(cmd_generate))
 
 
-__all__ = ["register", "parse_time", "render_call", "DatabaseUnavailable"]
+__all__ = ["register", "parse_time", "parse_duration", "render_call", "render_event", "DatabaseUnavailable"]

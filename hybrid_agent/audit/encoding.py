@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ from hybrid_agent.audit.privacy import Pseudonymizer, scrub
 from hybrid_agent.audit.records import (
     AuditRecord,
     CallEnded,
+    CallEventRecord,
     CallStarted,
     DisclosureRecord,
     PolicyDecisionRecord,
@@ -41,6 +43,22 @@ def _text(value: str | None, redacted: bool) -> str | None:
     if value is None:
         return None
     return value if redacted else scrub(value)
+
+
+#: a plain protocol identifier (event type, parameter path, event id, error code): stored as is
+_PLAIN_CODE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]{0,127}")
+_DIGIT_RUN = re.compile(r"\d{7,}")
+MAX_EVENT_MESSAGE = 4000
+
+
+def _code(value: str | None, redacted: bool) -> str | None:
+    """A short code from the client or the upstream: kept if it is a plain identifier (no
+    spaces, ``@`` or long digit runs), else redacted like free text (it may be caller input)."""
+    if value is None or redacted:
+        return value
+    if _PLAIN_CODE.fullmatch(value) and not _DIGIT_RUN.search(value):
+        return value
+    return scrub(value[:200])
 
 
 def _how(redacted: bool) -> str:
@@ -87,6 +105,14 @@ def record_to_row(record: AuditRecord, pseudonym: Pseudonymizer) -> tuple[str, R
             "id": r.record_id, "call_id": r.call_id, "disclosure_id": r.disclosure_id, "status": r.status,
             "text": _text(r.text, r.redacted), "turn_seq": r.turn_seq, "rule_id": r.rule_id, "at_ms": r.at_ms,
             "redaction": _how(r.redacted),
+        }
+    if isinstance(r, CallEventRecord):
+        message = r.message if r.message is None or len(r.message) <= MAX_EVENT_MESSAGE else r.message[:MAX_EVENT_MESSAGE] + "…"
+        return "call_events", {
+            "id": r.record_id, "call_id": r.call_id, "seq": r.seq, "at_ms": r.at_ms, "source": r.source,
+            "kind": _code(r.kind, r.redacted), "event_type": _code(r.event_type, r.redacted),
+            "param": _code(r.param, r.redacted), "message": _text(message, r.redacted),
+            "client_event_id": _code(r.client_event_id, r.redacted), "redaction": _how(r.redacted),
         }
     if isinstance(r, CallStarted):
         return "calls", {

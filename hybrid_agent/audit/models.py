@@ -170,6 +170,30 @@ class Disclosure(Base):
     __table_args__ = (Index(None, "call_id", "at_ms"),)
 
 
+class CallEvent(Base):
+    """Errors and refusals (``CallEventRecord``): upstream errors, client events the upstream or
+    the bridge refused, bridge-side facts such as a model rewrite."""
+
+    __tablename__ = "call_events"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    call_id: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Integer)
+    at_ms: Mapped[float] = mapped_column(Double)
+    source: Mapped[str] = mapped_column(Text)  # upstream | upstream_refused | bridge_refused | bridge
+    kind: Mapped[str] = mapped_column(Text)
+    event_type: Mapped[str | None] = mapped_column(Text)
+    param: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    client_event_id: Mapped[str | None] = mapped_column(Text)
+    redaction: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index(None, "call_id", "seq", unique=True),
+        Index(None, "source", "event_type", "call_id"),
+    )
+
+
 class LedgerEntry(Base):
     """One link of the global hash chain: ``hash = sha256(prev_hash + canonical(record))``."""
 
@@ -198,6 +222,7 @@ RECORD_TABLES = (
     ToolResult.__table__,
     PolicyDecision.__table__,
     Disclosure.__table__,
+    CallEvent.__table__,
 )
 """Tables whose rows are chained in the ledger, by name below."""
 

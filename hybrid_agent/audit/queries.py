@@ -33,6 +33,26 @@ tools_t = TABLES["tool_calls"]
 results_t = TABLES["tool_results"]
 decisions_t = TABLES["policy_decisions"]
 disclosures_t = TABLES["disclosures"]
+events_t = TABLES["call_events"]
+
+REFUSED_SOURCES = ("upstream_refused", "bridge_refused")
+CONFIG_EVENT = "session.update"
+#: bridge facts that are notes, not errors: what it mapped or rewrote so a call could go on
+NOTICE_KINDS = ("model_mapped", "session_rewritten", "session_configured")
+
+
+def _is_error(events: Any = None) -> Any:
+    """A call event that counts as an error (every event but the bridge's notes)."""
+    t = events if events is not None else events_t
+    return ~and_(t.c.source == "bridge", t.c.kind.in_(NOTICE_KINDS))
+
+
+def config_refused_clause(call_id_col: Any) -> Any:
+    """EXISTS: the call has a refused ``session.update`` (by the upstream or the bridge): the
+    configuration the client asked for is not in effect, so the call must never look clean."""
+    return exists().where(and_(
+        events_t.c.call_id == call_id_col, events_t.c.source.in_(REFUSED_SOURCES), events_t.c.event_type == CONFIG_EVENT,
+    ))
 
 
 def _like_pattern(text: str) -> str:
@@ -49,18 +69,28 @@ def list_calls(
     outcome: str | None = None,
     policy_version: str | None = None,
     has_violation: bool | None = None,
+    has_errors: bool | None = None,
+    config_refused: bool | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    """Calls, newest first.  ``since``/``until`` are epoch seconds on the call's start."""
+    """Calls, newest first.  ``since``/``until`` are epoch seconds on the call's start.
+
+    ``errors`` counts the call's ``call_events`` that are errors or refusals (not the bridge's notes);
+    ``config_refused`` is true if a ``session.update`` was refused (see :func:`config_refused_clause`).
+    """
     violation = exists().where(and_(decisions_t.c.violation == true(), decisions_t.c.call_id == calls_t.c.id))
+    errors = exists().where(events_t.c.call_id == calls_t.c.id, _is_error())
+    refused = config_refused_clause(calls_t.c.id)
     n_turns = select(func.count()).where(turns_t.c.call_id == calls_t.c.id).scalar_subquery()
     n_viol = select(func.count()).where(decisions_t.c.call_id == calls_t.c.id, decisions_t.c.violation == true()).scalar_subquery()
+    n_err = select(func.count()).where(events_t.c.call_id == calls_t.c.id, _is_error()).scalar_subquery()
     q = (
         select(
             calls_t.c.id.label("call_id"), calls_t.c.started_at, calls_t.c.channel, calls_t.c.model, calls_t.c.upstream,
             calls_t.c.caller_pseudonym, calls_t.c.policy_pack, calls_t.c.policy_version, calls_t.c.gate_mode,
             endings_t.c.outcome, endings_t.c.at_ms.label("duration_ms"),
-            n_turns.label("turns"), n_viol.label("violations"),
+            n_turns.label("turns"), n_viol.label("violations"), n_err.label("errors"),
+            refused.label("config_refused"),
         )
         .select_from(calls_t.outerjoin(endings_t, endings_t.c.call_id == calls_t.c.id))
         .order_by(calls_t.c.started_at.desc(), calls_t.c.id.desc())
@@ -80,7 +110,18 @@ def list_calls(
         q = q.where(violation)
     elif has_violation is False:
         q = q.where(~violation)
-    return [dict(r._mapping) for r in conn.execute(q)]
+    if has_errors is True:
+        q = q.where(errors)
+    elif has_errors is False:
+        q = q.where(~errors)
+    if config_refused is True:
+        q = q.where(refused)
+    elif config_refused is False:
+        q = q.where(~refused)
+    rows = [dict(r._mapping) for r in conn.execute(q)]
+    for r in rows:
+        r["config_refused"] = bool(r["config_refused"])
+    return rows
 
 
 # ---------------------------------------------------------------------------- one call
@@ -89,7 +130,8 @@ def show_call(conn: Connection, call_id: str) -> dict[str, Any]:
     call = conn.execute(select(calls_t).where(calls_t.c.id == call_id)).mappings().first()
     ending = conn.execute(select(endings_t).where(endings_t.c.call_id == call_id)).mappings().first()
     turns = [dict(r) for r in conn.execute(select(turns_t).where(turns_t.c.call_id == call_id).order_by(turns_t.c.seq)).mappings()]
-    if call is None and not turns and ending is None:
+    events = [dict(r) for r in conn.execute(select(events_t).where(events_t.c.call_id == call_id).order_by(events_t.c.seq)).mappings()]
+    if call is None and not turns and ending is None and not events:
         raise UnknownCall(f"no call {call_id!r} in the audit database")
     heard = {
         r["seq"]: dict(r)
@@ -106,6 +148,10 @@ def show_call(conn: Connection, call_id: str) -> dict[str, Any]:
         tools.append(t)
     decisions = [dict(r) for r in conn.execute(select(decisions_t).where(decisions_t.c.call_id == call_id).order_by(decisions_t.c.seq)).mappings()]
     disclosures = [dict(r) for r in conn.execute(select(disclosures_t).where(disclosures_t.c.call_id == call_id).order_by(disclosures_t.c.at_ms)).mappings()]
+    for ev in events:
+        ev["refused"] = ev["source"] in REFUSED_SOURCES
+        ev["notice"] = ev["source"] == "bridge" and ev["kind"] in NOTICE_KINDS
+    config_refused = [ev for ev in events if ev["refused"] and ev["event_type"] == CONFIG_EVENT]
     for t in turns:
         cut = heard.get(t["seq"])
         t["interrupted"] = cut is not None
@@ -122,6 +168,10 @@ def show_call(conn: Connection, call_id: str) -> dict[str, Any]:
         timeline.append({"at_ms": d["at_ms"], "order": 2, "kind": "decision", **_pick(d, "seq", "stage", "rule_id", "effect", "violation", "policy_version", "subject_id", "message")})
     for d in disclosures:
         timeline.append({"at_ms": d["at_ms"], "order": 3, "kind": "disclosure", **_pick(d, "disclosure_id", "status", "text", "turn_seq")})
+    for ev in events:
+        # the event's own ``kind`` is ``code`` here: ``kind`` names the timeline entry
+        timeline.append({"at_ms": ev["at_ms"], "order": 4, **_pick(
+            ev, "seq", "source", "event_type", "param", "message", "client_event_id", "refused", "notice"), "kind": "event", "code": ev["kind"]})
     timeline.sort(key=lambda e: (_sort_ms(e["at_ms"]), e["order"]))
     for e in timeline:
         del e["order"]
@@ -132,6 +182,9 @@ def show_call(conn: Connection, call_id: str) -> dict[str, Any]:
         "tool_calls": tools,
         "decisions": decisions,
         "disclosures": disclosures,
+        "events": events,
+        "errors": sum(1 for ev in events if not ev["notice"]),
+        "config_refused": bool(config_refused),
         "timeline": timeline,
     }
 

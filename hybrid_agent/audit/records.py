@@ -45,11 +45,17 @@ class CallStarted:
         return self.call_id
 
 
+CALL_OUTCOMES = ("completed", "client_closed", "upstream_closed", "upstream_unavailable", "error", "interrupted")
+"""Every ``CallEnded.outcome``.  ``upstream_unavailable``: the upstream could not be reached, the
+call never started.  ``interrupted``: the bridge process died mid-call; the end was recorded
+afterwards by :func:`hybrid_agent.audit.store.close_interrupted_calls`."""
+
+
 @dataclass(frozen=True, slots=True)
 class CallEnded:
     call_id: str
     at_ms: float
-    outcome: str  # completed | client_closed | upstream_closed | error
+    outcome: str  # one of CALL_OUTCOMES: completed | client_closed | upstream_closed | upstream_unavailable | error | interrupted
 
     @property
     def record_id(self) -> str:
@@ -182,6 +188,53 @@ class DisclosureRecord:
         return f"{self.call_id}/disclosure/{self.disclosure_id}"
 
 
+CallEventSource = Literal["upstream", "upstream_refused", "bridge_refused", "bridge"]
+
+CALL_EVENT_SOURCES: tuple[str, ...] = ("upstream", "upstream_refused", "bridge_refused", "bridge")
+"""``upstream``: an upstream ``error`` event not tied to a client event.
+``upstream_refused``: the upstream refused a client event (an ``error`` whose ``error.event_id``
+names a client event).  ``bridge_refused``: the bridge itself refused a client event (bad JSON,
+oversize, invalid schema, invalid base64).  ``bridge``: a bridge-side fact (a model rewrite, an
+upstream connect failure)."""
+
+REFUSED_SOURCES = frozenset({"upstream_refused", "bridge_refused"})
+
+
+@dataclass(frozen=True, slots=True)
+class CallEventRecord:
+    """An error or refusal a compliance officer must see ("errors are audit facts").
+
+    ``seq`` numbers the events of a call (0, 1, ...).  ``kind`` is a short code (the Realtime
+    error ``code`` such as ``invalid_value``, or a bridge code such as ``invalid_json``,
+    ``model_rewritten``, ``upstream_connect_failed``).  ``event_type`` is the client event
+    concerned (``session.update``) and ``param`` the field (``session.model``), when known.
+    ``message`` may quote caller input: unless ``redacted``, the writer redacts it (and
+    ``event_type``, ``param``, ``client_event_id`` if they are not plain identifiers) like
+    any other text.  A refused ``session.update`` means the configuration the client asked
+    for is not in effect: ``audit calls`` flags such calls (``config_refused``).
+    """
+
+    call_id: str
+    seq: int
+    at_ms: float
+    source: CallEventSource
+    kind: str
+    event_type: str | None = None
+    param: str | None = None
+    message: str | None = None
+    client_event_id: str | None = None
+    redacted: bool = False
+
+    @property
+    def record_id(self) -> str:
+        return f"{self.call_id}/event/{self.seq}"
+
+    @property
+    def refused(self) -> bool:
+        """A client event was refused (by the upstream or by the bridge)."""
+        return self.source in REFUSED_SOURCES
+
+
 AuditRecord = Union[
     CallStarted,
     CallEnded,
@@ -191,4 +244,5 @@ AuditRecord = Union[
     ToolResultRecord,
     PolicyDecisionRecord,
     DisclosureRecord,
+    CallEventRecord,
 ]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, exists, func, insert, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError
 
@@ -291,3 +291,105 @@ def write_batch(engine: Engine, items: Sequence[tuple[str, Row]]) -> int:
     except IntegrityError:
         with engine.begin() as conn:
             return append_rows(conn, items)
+
+
+# ---------------------------------------------------------------------------- calls left open by a crash
+#: (table, at-ms column) pairs whose maximum is a call's last recorded moment
+_LAST_MS_COLUMNS = (
+    ("turns", "started_ms"), ("turns", "ended_ms"), ("turn_interruptions", "at_ms"), ("tool_calls", "at_ms"),
+    ("tool_results", "at_ms"), ("policy_decisions", "at_ms"), ("disclosures", "at_ms"), ("call_events", "at_ms"),
+)
+
+DEFAULT_INTERRUPTED_GRACE_S = 300.0
+
+
+def _no_pseudonym(kind: str, value: str | None) -> str | None:  # CallEnded carries no identifier
+    return None
+
+
+def close_interrupted_calls(
+    db: str | URL | Engine,
+    *,
+    older_than_s: float | None = DEFAULT_INTERRUPTED_GRACE_S,
+    started_before: float | None = None,
+    exclude: Iterable[str] = (),
+    now: float | None = None,
+    limit: int | None = None,
+    dry_run: bool = False,
+) -> list[Any]:
+    """Record ``CallEnded(outcome="interrupted")`` for calls a crashed bridge left open.
+
+    A call is open when it has a ``calls`` row (a ``CallStarted``) and no ``call_endings`` row.
+    Each one closed gets ``at_ms`` = its last recorded moment (the largest ``*_ms`` of its turns,
+    interruptions, tool calls and results, decisions, disclosures and call events; 0 if none).
+    The endings go through the normal record path (``rows_from_records`` + :func:`append_rows`),
+    so they are in the hash chain and ``audit verify`` covers them.  Everything (finding the
+    open calls and appending) happens in one transaction under the chain lock, so two processes
+    running this at once close each call once.  Returns the records written (or, with
+    ``dry_run``, that would be written), oldest call first.
+
+    Which calls may be closed -- an open call may just be *live* in another process:
+
+    - ``exclude``: call ids live in this process (``AuditWriter.close_interrupted_calls`` passes
+      its own live calls).
+    - ``older_than_s`` (default 300 s): only calls whose last record was stored (ledger
+      ``written_at``) more than this long before ``now``.  ``None`` or 0 disables the check:
+      only safe when this is the only process writing to the database and it has no live calls.
+    - ``started_before`` (epoch seconds): only calls started before this (e.g. this process's
+      start time).
+
+    With several bridge processes sharing one database, give both ``started_before`` (this
+    process's start) and a grace ``older_than_s`` longer than any silence in a live call (a
+    live call records something at least every turn), or run it once from an operator
+    command: ``hybrid-agent audit close-interrupted --older-than 5m``.  A live call closed by
+    mistake keeps its records; its real ``CallEnded`` (same id ``<call>/end``) is then skipped
+    as already stored.
+    """
+    from hybrid_agent.audit.encoding import rows_from_records
+    from hybrid_agent.audit.records import CallEnded
+
+    own = not isinstance(db, Engine)
+    engine = make_engine(db, writer=True) if own else db  # type: ignore[arg-type]
+    now_s = time.time() if now is None else now
+    excluded = set(exclude)
+    calls, endings = TABLES["calls"], TABLES["call_endings"]
+    try:
+        with connect(engine) as conn, conn.begin():
+            check_schema(conn)
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
+            q = (
+                select(calls.c.id)
+                .where(~exists().where(endings.c.call_id == calls.c.id))
+                .order_by(calls.c.started_at, calls.c.id)
+            )
+            if started_before is not None:
+                q = q.where(calls.c.started_at < started_before)
+            if older_than_s:
+                cutoff = now_s - older_than_s
+                q = q.where(~exists().where(LEDGER.c.call_id == calls.c.id, LEDGER.c.written_at >= cutoff))
+            ids = [cid for cid in conn.execute(q).scalars() if cid not in excluded]
+            if limit is not None:
+                ids = ids[:limit]
+            last: dict[str, float] = dict.fromkeys(ids, 0.0)
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                for table, col in _LAST_MS_COLUMNS:
+                    t = TABLES[table]
+                    for cid, ms in conn.execute(select(t.c.call_id, func.max(t.c[col])).where(t.c.call_id.in_(chunk)).group_by(t.c.call_id)):
+                        if type(ms) in (int, float) and ms == ms and ms > last[cid] and ms != float("inf"):
+                            last[cid] = float(ms)
+            records = [CallEnded(cid, last[cid], "interrupted") for cid in ids]
+            if records and not dry_run:
+                append_rows(conn, rows_from_records(records, _no_pseudonym))  # type: ignore[arg-type]
+    except DBAPIError as exc:
+        if is_connectivity_error(exc):
+            raise DatabaseUnavailable(f"cannot reach the audit database {display_url(engine.url)}: {_reason(exc)}") from None
+        raise
+    finally:
+        if own:
+            engine.dispose()
+    if records and not dry_run:
+        log.warning("audit: recorded %d calls left open by a previous process as interrupted: %s",
+                    len(records), ", ".join(r.call_id for r in records[:20]) + (" ..." if len(records) > 20 else ""))
+    return records

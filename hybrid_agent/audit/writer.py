@@ -25,6 +25,8 @@ import asyncio
 import collections
 import concurrent.futures
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,13 +37,15 @@ from sqlalchemy import Engine
 
 from hybrid_agent.audit.encoding import rows_from_records
 from hybrid_agent.audit.privacy import Pseudonymizer
-from hybrid_agent.audit.records import AuditRecord, CallEnded
+from hybrid_agent.audit.records import AuditRecord, CallEnded, CallStarted
 from hybrid_agent.audit.spool import Item, Spool
 from hybrid_agent.audit.store import (
     AuditStoreError,
+    DEFAULT_INTERRUPTED_GRACE_S,
     DatabaseUnavailable,
     SchemaOutdated,
     check_schema,
+    close_interrupted_calls,
     connect,
     display_url,
     is_connectivity_error,
@@ -90,6 +94,7 @@ class AuditWriter:
         max_queue: int = 50_000,
         retry_interval_s: float = 2.0,
         pseudonym_key: str | bytes | None = None,
+        probe_interval_s: float = 5.0,
     ) -> None:
         if pseudonym_key is None:
             from hybrid_agent.settings import load_settings
@@ -101,6 +106,7 @@ class AuditWriter:
         self.flush_interval_s = flush_interval_s
         self.max_queue = max_queue
         self.retry_interval_s = retry_interval_s
+        self.probe_interval_s = probe_interval_s
         self.spool = Spool(spool_path if spool_path is not None else DEFAULT_SPOOL)
         self.fault_hook: Callable[[], None] | None = None
         self.stats = {"written": 0, "spooled": 0, "replayed": 0, "batches": 0, "db_errors": 0, "spool_errors": 0}
@@ -124,12 +130,24 @@ class AuditWriter:
         self._schema_checked = False
         self._next_retry = 0.0
         self._spool_lock_file: Any = None
+        self._live_calls: set[str] = set()  # CallStarted enqueued here, CallEnded not yet (under _state)
+        self.started_at: float | None = None  # epoch seconds start() was called
+        # health, read by status() without I/O; written by the writer thread (and start/close)
+        self._db_error: str | None = None  # last reason the database could not be reached, None once it is back
+        self._spool_probe_error: str | None = None  # last spool writability probe failure, None when it succeeds
+        self._next_probe = 0.0
+        self._db_reachable = True  # health only; the write path uses _db_down (which also covers the spool order)
+        self._last_db_ok = 0.0
 
     # ------------------------------------------------------------------ the call path
     def enqueue(self, record: AuditRecord) -> None:
         """Queue one record.  Never blocks on the database; never drops."""
         with self._state:
             closing = self._closing
+            if isinstance(record, CallStarted):
+                self._live_calls.add(record.call_id)
+            elif isinstance(record, CallEnded):
+                self._live_calls.discard(record.call_id)
             if not closing:
                 self._queue.append(record)
                 wake = isinstance(record, CallEnded) or len(self._queue) >= self.batch_size
@@ -158,7 +176,72 @@ class AuditWriter:
 
     @property
     def last_error(self) -> str | None:
-        return self._spool_error
+        """Why records are not durable (``healthy`` False); else the last spool-probe or database
+        failure still in effect; None when everything works."""
+        return self._spool_error or self._spool_probe_error or self._db_error
+
+    @property
+    def live_calls(self) -> frozenset[str]:
+        """Calls whose ``CallStarted`` was enqueued here and whose ``CallEnded`` was not."""
+        with self._state:
+            return frozenset(self._live_calls)
+
+    @property
+    def ready(self) -> bool:
+        """A record enqueued now can be made durable: the database takes it, or the spool does."""
+        return bool(self.status()["ready"])
+
+    def status(self) -> dict[str, Any]:
+        """Health for ``/healthz`` and readiness; cheap (no I/O, no lock held across I/O), any thread.
+
+        - ``ready`` (= ``healthy``): an audit record enqueued now can be stored durably, in the
+          database or in the spool; False = "not ready" (neither accepts writes, or the writer
+          is not running).
+        - ``records_stuck``: records wait in memory because neither the database nor the spool
+          took them (the old ``writer.healthy`` False); they are retried with backoff.
+        - ``database_reachable``: the last contact with the database (a write, a replay, or the
+          writer thread's probe every ``probe_interval_s`` while idle) succeeded.
+        - ``spooling``: new records go to the spool (the database is down or did not answer
+          the last probe, or spooled rows still wait to be replayed ahead of them).
+        - ``spool_writable``: the last spool write or probe (every ``probe_interval_s``: the
+          spool opens for append, a small file next to it can be written and fsync'd) worked.
+        - ``queued``: records waiting in memory; ``last_error``: why something is wrong, or None.
+        """
+        running = self._thread is not None and self._thread.is_alive() and not self._closing
+        db_ok = self._db_reachable
+        spool_ok = self._spool_probe_error is None and self._spool_error is None
+        try:
+            pending = self.spool.pending()  # one stat(); cheap
+        except OSError:
+            pending = False
+        spooling = self._db_down or not db_ok or pending
+        stuck = self._spool_error is not None
+        ready = running and not stuck and (spool_ok or not spooling)
+        return {
+            "ready": ready,
+            "healthy": ready,
+            "running": running,
+            "records_stuck": stuck,
+            "database_reachable": db_ok,
+            "spooling": spooling,
+            "spool_writable": spool_ok,
+            "queued": len(self._queue),
+            "last_error": self.last_error,
+            "database_error": self._db_error,
+            "spool_error": self._spool_error or self._spool_probe_error,
+            "spool_path": str(self.spool.path),
+        }
+
+    def probe_sync(self) -> dict[str, Any]:
+        """Check the database and the spool now (blocking I/O: not on the event loop); returns ``status()``.
+
+        The writer thread does the same every ``probe_interval_s`` while idle.
+        """
+        self._probe(force=True)
+        return self.status()
+
+    async def probe(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.probe_sync)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -173,6 +256,7 @@ class AuditWriter:
     def start_sync(self) -> None:
         if self._thread is not None:
             return
+        self.started_at = time.time()
         self._lock_spool()
         from hybrid_agent.pii import get_analyzer
 
@@ -186,6 +270,8 @@ class AuditWriter:
             self._replay()
         with self._spool_lock:
             self.spool.repair_tail()  # a crash mid-append left a torn line: set it aside before appending
+        self._probe_spool()
+        self._next_probe = time.monotonic() + self.probe_interval_s
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -275,6 +361,56 @@ class AuditWriter:
             ) from None
         self._spool_lock_file = f
 
+    # ------------------------------------------------------------------ calls a crash left open
+    def close_interrupted_calls_sync(
+        self,
+        *,
+        sole_writer: bool = False,
+        older_than_s: float = DEFAULT_INTERRUPTED_GRACE_S,
+        dry_run: bool = False,
+    ) -> list[CallEnded]:
+        """Record ``CallEnded(outcome="interrupted")`` for open calls a previous process left behind.
+
+        Call after ``start()`` (the spool has been replayed, so endings that were only spooled are
+        in the database first).  Never closes a call live in this writer (``live_calls``).
+
+        - ``sole_writer=False`` (default; several bridge processes may share the database): only
+          calls started before this writer started *and* whose last record was stored more than
+          ``older_than_s`` (default 300 s) ago -- another process's live call cannot be known.
+        - ``sole_writer=True``: this is the only process writing to the database, so every
+          open call not live here was left by a crash: no age limits.
+
+        Returns the endings recorded (they are in the hash chain); ``[]`` without touching
+        anything if the database is down or rows wait in the spool (try again later, or run
+        ``hybrid-agent audit close-interrupted``).  Blocking: use :meth:`close_interrupted_calls`
+        from the event loop.
+        """
+        if self._engine is None:
+            raise RuntimeError("AuditWriter.start() was not called")
+        if self._db_down or self.spool.pending():
+            log.warning("audit: not closing interrupted calls now: the database is down or the spool %s holds rows",
+                        self.spool.path)
+            return []
+        with self._state:
+            live = set(self._live_calls)
+        records = close_interrupted_calls(
+            self._engine,
+            older_than_s=None if sole_writer else older_than_s,
+            started_before=None if sole_writer else self.started_at,
+            exclude=live,
+            dry_run=dry_run,
+        )
+        if not dry_run:
+            self.stats["written"] += len(records)
+        return records
+
+    async def close_interrupted_calls(
+        self, *, sole_writer: bool = False, older_than_s: float = DEFAULT_INTERRUPTED_GRACE_S, dry_run: bool = False,
+    ) -> list[CallEnded]:
+        """:meth:`close_interrupted_calls_sync` off the event loop."""
+        return await asyncio.to_thread(
+            self.close_interrupted_calls_sync, sole_writer=sole_writer, older_than_s=older_than_s, dry_run=dry_run)
+
     async def __aenter__(self) -> AuditWriter:
         await self.start()
         return self
@@ -293,6 +429,11 @@ class AuditWriter:
             except Exception:  # never let the thread die: the call path depends on it
                 log.exception("audit writer: unexpected error")
                 ok = False
+            if not stopping:
+                try:
+                    self._probe()
+                except Exception:
+                    log.exception("audit writer: health probe failed unexpectedly")
             if stopping and (not self._queue or not ok):
                 return  # close_sync() spools whatever is left
 
@@ -336,6 +477,71 @@ class AuditWriter:
             self._replay()
         return True
 
+    # ------------------------------------------------------------------ health probes
+    def _probe(self, force: bool = False) -> None:
+        """Every ``probe_interval_s``: can the spool be written, and (if nothing proved it lately)
+        does the database answer?  Only updates the health flags read by ``status()``; the write
+        path keeps its own state, so this is safe from any thread."""
+        now = time.monotonic()
+        if not force and now < self._next_probe:
+            return
+        self._next_probe = now + self.probe_interval_s
+        self._probe_spool()
+        if self._engine is None:
+            return
+        if force or (not self._queue and now - self._last_db_ok >= self.probe_interval_s):
+            self._probe_db()
+
+    def _probe_db(self) -> None:
+        assert self._engine is not None
+        try:
+            if self.fault_hook is not None:
+                self.fault_hook()
+            with connect(self._engine) as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except Exception as exc:
+            if _is_down(exc) or isinstance(exc, DatabaseUnavailable):
+                if self._db_reachable:
+                    log.error("audit database unreachable (%s)", _one_line(exc))
+                self._db_reachable, self._db_error = False, _one_line(exc)
+            return
+        self._db_reachable, self._last_db_ok = True, time.monotonic()
+        self._db_error = None
+        if self._db_down and not self.spool.pending():
+            self._db_down = False  # nothing to replay first: write to the database again
+        elif self._db_down:
+            self._next_retry = 0.0  # the writer thread replays the spool at its next pass
+
+    def _probe_spool(self) -> None:
+        """Is the spool writable?  It must open for append, and a small file next to it must
+        take a write and an fsync (full disk, read-only or vanished directory).  A spool that
+        is a device (``/dev/full`` in tests) must take an empty write."""
+        path = self.spool.path
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.write(fd, b"")
+            finally:
+                os.close(fd)
+            probe = path.with_name(f".{path.name}.probe")
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, b"\n" * 4096)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                try:
+                    os.unlink(probe)
+                except OSError:
+                    pass
+        except OSError as exc:
+            if self._spool_probe_error is None:
+                log.error("audit spool %s is not writable: %s", path, _one_line(exc))
+            self._spool_probe_error = _one_line(exc)
+            return
+        self._spool_probe_error = None
+
     def _write_failed(self, exc: BaseException, n: int) -> None:
         self.stats["spool_errors"] += 1
         self._write_failures += 1
@@ -374,7 +580,12 @@ class AuditWriter:
         if not items:
             return
         with self._spool_lock:
-            self.spool.append(items)
+            try:
+                self.spool.append(items)
+            except OSError as exc:
+                self._spool_probe_error = _one_line(exc)
+                raise
+        self._spool_probe_error = None
         self.stats["spooled"] += len(items)
 
     def _replay(self) -> None:
@@ -390,10 +601,12 @@ class AuditWriter:
             log.warning("audit writer: replayed %d spooled rows into %s", n, display_url(self.database_url))
         self.stats["replayed"] += n
         self._db_down = False
+        self._db_reachable, self._db_error, self._last_db_ok = True, None, time.monotonic()
 
     def _mark_down(self, exc: BaseException) -> None:
         self.stats["db_errors"] += 1
         self._next_retry = time.monotonic() + self.retry_interval_s
+        self._db_reachable, self._db_error = False, _one_line(exc)
         if not self._db_down:
             log.error("audit database unavailable (%s): spooling to %s", _one_line(exc), self.spool.path)
         self._db_down = True
@@ -435,6 +648,7 @@ class AuditWriter:
                     self.spool.quarantine(item, _one_line(exc1))
         self.stats["written"] += n
         self.stats["batches"] += 1
+        self._db_reachable, self._db_error, self._last_db_ok = True, None, time.monotonic()
 
 
 def make_writer(settings: Any, **kwargs: Any) -> AuditWriter:
