@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,14 +43,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print("error: no bridge tokens configured; set HYBRID_AGENT_BRIDGE_TOKENS (comma separated)", file=sys.stderr)
         return 2
     from hybrid_agent.audit.store import AuditStoreError
+    from hybrid_agent.upstream.connector import UpstreamError
 
     try:
+        _first_run_schema(settings.database_url)
         server = BridgeServer(settings)
     except (AuditStoreError, GateUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
     async def run() -> None:
+        try:
+            await server.connector.check()  # say what is wrong with the upstream before taking calls
+        except BaseException:
+            await server.connector.stop()
+            raise
         await server.start()
         print(f"bridge listening on {server.ws_base_url}/realtime (upstream: {settings.upstream})", flush=True)
         assert server._task is not None
@@ -62,10 +70,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
-    except AuditStoreError as exc:
+    except (AuditStoreError, UpstreamError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _first_run_schema(database_url: str) -> None:
+    """The embedded SQLite default needs no set-up: ``serve`` creates or upgrades its schema.
+
+    PostgreSQL keeps the explicit ``hybrid-agent db upgrade`` (a shared production database
+    is migrated by its operator, not by whichever bridge process starts first).
+    """
+    from hybrid_agent.audit.store import to_url, upgrade
+
+    if to_url(database_url).get_backend_name() == "sqlite":
+        upgrade(database_url)
 
 
 def _cmd_simulator(args: argparse.Namespace) -> int:
@@ -77,8 +97,9 @@ def _cmd_simulator(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    api_key = args.api_key or os.environ.get("HYBRID_AGENT_SIM_API_KEY") or None
     try:
-        asyncio.run(serve_simulator(args.host, args.port, scenario))
+        asyncio.run(serve_simulator(args.host, args.port, scenario, api_key=api_key))
     except KeyboardInterrupt:
         pass
     return 0
@@ -109,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--scenario", help="scenario YAML (default: answer every utterance)")
+    p.add_argument(
+        "--api-key", dest="api_key", metavar="KEY",
+        help="require 'Authorization: Bearer KEY' (else HTTP 401); env HYBRID_AGENT_SIM_API_KEY. "
+        "Without one the simulator is open to any local process (a warning says so)",
+    )
     p.set_defaults(func=_cmd_simulator)
 
     p = sub.add_parser("demo", help="a scripted call through the bridge and the simulator (no keys, no network)")
@@ -131,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from hybrid_agent.logs import install_log_redaction
+
+    install_log_redaction()  # no log line carries frame contents, at any level
     try:
         return int(args.func(args) or 0)
     except ValidationError as exc:

@@ -27,10 +27,18 @@ class Settings(BaseSettings):
         default_factory=list, description="Tokens clients present as 'Authorization: Bearer'; comma separated."
     )
     max_message_bytes: int = Field(default=1 << 20, gt=0, description="Largest client event accepted.")
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="A connection that has not sent complete request headers in this time is closed."
+    )
 
     # upstream
     upstream: str = Field(default="openai", description="openai | azure | sim | ws(s)://host/path")
     model: str = "gpt-realtime"
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Models a client may name (?model=, session.model); comma separated. Default: the configured "
+        "model and its dated snapshots. Any other name is mapped to the configured model.",
+    )
     max_reconnects: int = Field(
         default=2, ge=0, description="Upstream drops a call survives by reconnecting and replaying it as text."
     )
@@ -68,6 +76,13 @@ class Settings(BaseSettings):
     def _split_tokens(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [m.strip() for m in value.split(",") if m.strip()]
         return value
 
     @field_validator("gate_mode")

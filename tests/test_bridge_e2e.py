@@ -236,16 +236,6 @@ def test_standalone_sdk_script_against_serve_subprocess(tmp_path: Path) -> None:
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def test_serve_with_database_not_upgraded_says_so(tmp_path: Path) -> None:
-    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": "t", "HYBRID_AGENT_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
-    run = subprocess.run(
-        [sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )
-    assert run.returncode == 2 and "hybrid-agent db upgrade" in run.stderr
-    assert "Traceback" not in run.stderr
-
-
 def test_serve_refuses_to_start_without_tokens() -> None:
     env = {k: v for k, v in os.environ.items() if k != "HYBRID_AGENT_BRIDGE_TOKENS"}
     run = subprocess.run([sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0"], env=env, capture_output=True, text=True, timeout=30)
@@ -395,7 +385,9 @@ async def test_refused_upstream_is_audited_and_its_url_secret_never_shown() -> N
             frame = await asyncio.wait_for(ws.recv(), 10)
             assert json.loads(frame)["error"]["code"] == "upstream_unavailable" and secret not in frame
     kinds = [type(r).__name__ for r in audit.records]
-    assert kinds == ["CallStarted", "CallEnded"]
+    assert kinds == ["CallStarted", "CallEventRecord", "CallEventRecord", "CallEnded"]
+    assert audit.records[1].kind == "model_mapped"  # ?model=m is not an allowed model
+    assert audit.records[2].kind == "upstream_unavailable" and "cannot connect" in audit.records[2].message
     assert audit.records[-1].outcome == "upstream_unavailable"
     assert all(secret not in str(r) for r in audit.records)
 

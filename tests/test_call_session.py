@@ -8,6 +8,7 @@ import json
 import pytest
 
 from hybrid_agent.audit.records import (
+    CallEventRecord,
     CallEnded,
     CallStarted,
     DisclosureRecord,
@@ -99,16 +100,23 @@ def test_input_format_follows_session_updated() -> None:
         (json.dumps({"type": "conversation.item.truncate", "item_id": "x"}), "invalid_event"),
         (json.dumps({"type": "input_audio_buffer.append", "audio": "@@not-base64@@"}), "invalid_value"),
         (json.dumps({"type": "input_audio_buffer.append", "audio": "QUJ"}), "invalid_value"),
+        # non-ASCII characters in base64 used to raise an uncaught ValueError and end the call with 1011
+        (json.dumps({"type": "input_audio_buffer.append", "audio": "AAAA\u00e9AAA"}), "invalid_value"),
+        (json.dumps({"type": "input_audio_buffer.append", "audio": "AAAA\U0001f600"}), "invalid_value"),
+        ('{"type": "input_audio_buffer.append", "audio": "AAA\\ud800"}', "invalid_value"),
         (b"\x00\x01binary", "binary_frame"),
     ],
 )
 def test_bad_client_input_gets_error_event_and_nothing_forwarded(frame: str | bytes, code: str) -> None:
     s = make_session()
     actions = s.receive_client_frame(frame, 1.0)
-    assert [type(a) for a in actions] == [SendClient]
+    assert [type(a) for a in actions] == [SendClient, Audit]
     [err] = client_errors(actions)
     assert err["code"] == code
     assert err["message"]
+    # the refusal is an audit fact of the call
+    [fact] = [a.record for a in actions if isinstance(a, Audit)]
+    assert isinstance(fact, CallEventRecord) and fact.source == "bridge_refused" and fact.kind == code
     # the call goes on: a valid event afterwards is relayed
     ok = s.receive_client_frame(json.dumps({"type": "response.create"}), 2.0)
     assert isinstance(ok[0], SendUpstream)
@@ -356,7 +364,8 @@ def test_rejected_bridge_update_is_not_shown_and_does_not_swallow_the_next_answe
     s = CallSession(CallConfig(call_id="c"))
     s.start(0, 1)
     err = {"type": "error", "event_id": "e", "error": {"type": "invalid_request_error", "message": "no", "event_id": "event_bridge_transcription"}}
-    assert s.feed_upstream(err, 1) == []
+    [fact] = s.feed_upstream(err, 1)  # hidden from the caller, but an audit fact: transcription is not on
+    assert isinstance(fact, Audit) and fact.record.source == "upstream_refused" and fact.record.event_type == "session.update"
     updated = {"type": "session.updated", "event_id": "e", "session": {"type": "realtime"}}
     assert isinstance(s.feed_upstream(updated, 2)[0], SendClient)
 
@@ -364,8 +373,9 @@ def test_rejected_bridge_update_is_not_shown_and_does_not_swallow_the_next_answe
 def test_client_cannot_switch_transcription_off() -> None:
     s = CallSession(CallConfig(call_id="c", transcription_model="gpt-4o-transcribe"))
     frame = json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"transcription": None}}}})
-    [sent] = s.receive_client_frame(frame, 1)
+    [sent, fact] = s.receive_client_frame(frame, 1)
     assert isinstance(sent, SendUpstream) and sent.event["session"]["audio"]["input"]["transcription"] == {"model": "gpt-4o-transcribe"}
+    assert fact.record.kind == "session_rewritten" and fact.record.param == "session.audio.input.transcription"
 
 
 def test_transcription_left_alone_when_disabled() -> None:

@@ -45,6 +45,8 @@ from hybrid_agent.session.actions import (
     SendClient,
     SendUpstream,
 )
+from hybrid_agent.session.call_events import CallEventLog
+from hybrid_agent.session.client_config import ClientSessionConfig, describe_session
 from hybrid_agent.session.turns import (
     DEFAULT_CHARS_PER_MS,
     AssistantTurn,
@@ -82,6 +84,8 @@ class CallConfig:
     transcription_model: str | None = "gpt-4o-transcribe"
     #: times an upstream drop is survived by reconnecting and replaying the call so far as text
     max_reconnects: int = 2
+    #: the model the client asked for when the bridge mapped it to ``model`` (None: it got what it asked for)
+    requested_model: str | None = None
 
 
 BRIDGE_UPDATE_EVENT_ID = "event_bridge_transcription"
@@ -138,7 +142,8 @@ class CallSession:
         self.dropped_audio_ms = 0.0  # caller audio that arrived while the upstream was being reopened
         self._queued_client: list[dict[str, Any]] = []
         self._queued_audio_ms = 0.0
-        self._client_sessions: list[dict[str, Any]] = []  # the client's session.update payloads, in order
+        self.client_config = ClientSessionConfig(config.model, config.transcription_model)
+        self.events = CallEventLog(config.call_id)
         self._history: list[dict[str, Any]] = []  # the conversation so far, as items to replay
         self._history_by_item: dict[str, dict[str, Any]] = {}
         self._hide_session_created = False
@@ -164,6 +169,12 @@ class CallSession:
                 )
             )
         ]
+        if self.config.requested_model and self.config.requested_model != self.config.model:
+            self._audit_event(
+                out, "bridge", "model_mapped", 0.0, param="model", redacted=True,
+                message=f"the client asked for model {self.config.requested_model!r}; "
+                f"the call runs on {self.config.model!r} (not in the bridge's allowed models)",
+            )
         if self.config.transcription_model:
             self._own_updates += 1
             out.append(SendUpstream(self._transcription_update()))
@@ -210,9 +221,10 @@ class CallSession:
         if self.config.transcription_model:
             self._own_updates += 1
             out.append(SendUpstream(self._transcription_update()))
-        for i, session in enumerate(self._client_sessions):
+        restored = self.client_config.replay_update()
+        if restored is not None:
             self._own_updates += 1
-            out.append(SendUpstream({"type": "session.update", "event_id": f"event_bridge_replay_session_{i}", "session": session}))
+            out.append(SendUpstream({"type": "session.update", "event_id": "event_bridge_replay_session", "session": restored}))
         previous: str | None = None
         for item in self._history:
             self._replayed += 1
@@ -266,9 +278,12 @@ class CallSession:
         err = self._error(f"The bridge failed: {reason}", code="bridge_error", error_type="server_error")
         return self._end(now_ms, "error", [SendClient(err), CloseClient(1011, "bridge error"), CloseUpstream(1011, "bridge error")])
 
-    def abandon(self, now_ms: float, outcome: str) -> list[Action]:
-        """The call never got going (no upstream): just its end, for the audit."""
-        return self._end(now_ms, outcome, [])
+    def abandon(self, now_ms: float, outcome: str, reason: str = "") -> list[Action]:
+        """The call never got going (no upstream): why, and its end, for the audit."""
+        out: list[Action] = []
+        if reason:
+            self._audit_event(out, "bridge", outcome, self._rel(now_ms), message=reason, redacted=True)
+        return out + self._end(now_ms, outcome, [])
 
     def _end(self, now_ms: float, outcome: str, actions: list[Action]) -> list[Action]:
         if self.closed:
@@ -280,6 +295,9 @@ class CallSession:
             self.malformed_upstream.append(f"flush at call end: {type(exc).__name__}: {exc}")
             out = []
         out.extend(actions)
+        summary = self.events.summary(self._rel(now_ms))
+        if summary is not None:
+            out.append(Audit(summary))
         out.append(Audit(CallEnded(self.call_id, self._rel(now_ms), outcome)))
         return out
 
@@ -291,20 +309,19 @@ class CallSession:
     def receive_client_frame(self, data: str | bytes, now_ms: float) -> list[Action]:
         """A raw WebSocket message from the caller: bad input becomes an ``error`` event, never an exception."""
         if isinstance(data, (bytes, bytearray)):
-            return [self._client_error("Binary frames are not supported; send JSON text events.", "binary_frame")]
+            return self._refuse("Binary frames are not supported; send JSON text events.", "binary_frame", now_ms)
         if len(data) > self.config.max_message_bytes:
-            return [
-                self._client_error(
-                    f"Message of {len(data)} bytes exceeds the limit of {self.config.max_message_bytes} bytes.",
-                    "message_too_large",
-                )
-            ]
+            return self._refuse(
+                f"Message of {len(data)} bytes exceeds the limit of {self.config.max_message_bytes} bytes.",
+                "message_too_large",
+                now_ms,
+            )
         try:
             event = json.loads(data)
         except json.JSONDecodeError as exc:
-            return [self._client_error(f"Invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno}).", "invalid_json")]
+            return self._refuse(f"Invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno}).", "invalid_json", now_ms)
         except RecursionError:
-            return [self._client_error("Invalid JSON: nested too deeply.", "invalid_json")]
+            return self._refuse("Invalid JSON: nested too deeply.", "invalid_json", now_ms)
         return self.feed_client(event, now_ms, raw=data)
 
     def feed_client(self, event: Any, now_ms: float, raw: str | None = None) -> list[Action]:
@@ -314,7 +331,11 @@ class CallSession:
         except EventValidationError as exc:
             event_id = event.get("event_id") if isinstance(event, dict) else None
             code = "unknown_event_type" if "Unknown" in str(exc) else "invalid_event"
-            return [SendClient(self._error(str(exc), code=code, param=exc.param, event_id=event_id))]
+            return self._refuse(
+                str(exc), code, now_ms, param=exc.param, event_id=event_id if isinstance(event_id, str) else None,
+                event_type=exc.event_type,
+            )
+        self.events.note_sent(event)
         return self._on_client_event(event, now_ms, raw)
 
     def _on_client_event(self, event: dict[str, Any], now_ms: float, raw: str | None) -> list[Action]:
@@ -330,29 +351,27 @@ class CallSession:
                 self._queued_audio_ms += ms
             self._queued_client.append(event)
             return []
-        if kind == "session.update":
-            self._client_sessions.append(event.get("session") or {})
-        if kind == "session.update" and self.config.transcription_model:
-            audio_in = ((event.get("session") or {}).get("audio") or {}).get("input") or {}
-            if "transcription" in audio_in and audio_in["transcription"] is None:
-                # turning transcription off would blind the middle layer (and the audit): keep it on
-                audio_in["transcription"] = {"model": self.config.transcription_model}
-                return [SendUpstream(event)]
+        if kind == "session.update" and isinstance(event.get("session"), dict):
+            rewrites = self.client_config.client_update(event["session"])
+            if rewrites:
+                sent: list[Action] = [SendUpstream(event)]
+                for rewrite in rewrites:  # the audit shows the configuration that ran, not only the one asked for
+                    self._audit_event(
+                        sent, "bridge", "session_rewritten", self._rel(now_ms),
+                        message=f"{rewrite.param}: {rewrite.requested!r} -> {rewrite.used!r} ({rewrite.reason})",
+                        event_type="session.update", param=rewrite.param, client_event_id=event.get("event_id"),
+                    )
+                return sent
         if kind == "input_audio_buffer.append":
             audio = event["audio"]
             try:
                 n = len(binascii.a2b_base64(audio, strict_mode=True))
-            except binascii.Error as exc:
-                return [
-                    SendClient(
-                        self._error(
-                            f"Invalid 'audio': not valid base64 ({exc}).",
-                            code="invalid_value",
-                            param="audio",
-                            event_id=event.get("event_id"),
-                        )
-                    )
-                ]
+            except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII characters in the string
+                reason = str(exc) if isinstance(exc, binascii.Error) else "non-ASCII characters"
+                return self._refuse(
+                    f"Invalid 'audio': not valid base64 ({reason}).", "invalid_value", now_ms,
+                    param="audio", event_id=event.get("event_id"), event_type=kind,
+                )
             self.input_audio_ms += duration_ms(n, self.input_format)
         elif kind == "conversation.item.create":
             item = event["item"]
@@ -407,8 +426,28 @@ class CallSession:
     def _error(self, message: str, **kw: Any) -> dict[str, Any]:
         return error_event(message, id_factory=self.config.id_factory, **kw)
 
-    def _client_error(self, message: str, code: str) -> SendClient:
-        return SendClient(self._error(message, code=code))
+    def _refuse(
+        self,
+        message: str,
+        code: str,
+        now_ms: float,
+        *,
+        param: str | None = None,
+        event_id: str | None = None,
+        event_type: str | None = None,
+    ) -> list[Action]:
+        """A caller event the bridge refused: an ``error`` event to the caller and a fact for the audit."""
+        out: list[Action] = [SendClient(self._error(message, code=code, param=param, event_id=event_id))]
+        self._audit_event(
+            out, "bridge_refused", code, self._rel(now_ms),
+            message=message, event_type=event_type, param=param, client_event_id=event_id,
+        )
+        return out
+
+    def _audit_event(self, out: list[Action], source: str, kind: str, at_ms: float, **fields: Any) -> None:
+        record = self.events.record(source, kind, at_ms, **fields)
+        if record is not None:
+            out.append(Audit(record))
 
     # ------------------------------------------------------------------ model side
     def receive_upstream_frame(self, data: str | bytes, now_ms: float) -> list[Action]:
@@ -423,6 +462,8 @@ class CallSession:
 
     def feed_upstream(self, event: dict[str, Any], now_ms: float, raw: str | None = None) -> list[Action]:
         out: list[Action] = []
+        if event["type"] == "error":
+            self._record_upstream_error(event, now_ms, out)
         handler = _UPSTREAM_HANDLERS.get(event["type"])
         if handler is not None:
             try:
@@ -433,7 +474,22 @@ class CallSession:
                 out = [a for a in out if not isinstance(a, Audit)]
         if not self._answers_own_update(event):
             out.insert(0, SendClient(event, raw))
+            if event["type"] == "session.updated":
+                self._audit_event(out, "bridge", "session_configured", self._rel(now_ms), redacted=True,
+                                  message=describe_session(event.get("session")))
         return out
+
+    def _record_upstream_error(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        err = event.get("error")
+        caused_by = str(err.get("event_id") or "") if isinstance(err, dict) else ""
+        own: str | None = None
+        if caused_by == BRIDGE_UPDATE_EVENT_ID or caused_by.startswith("event_bridge_replay_session"):
+            own = "session.update"  # the bridge's own update (transcription, restored configuration)
+        elif caused_by.startswith("event_bridge_replay_item"):
+            own = "conversation.item.create"
+        record = self.events.upstream_error(event, self._rel(now_ms), own_event_type=own)
+        if record is not None:
+            out.append(Audit(record))
 
     def _answers_own_update(self, event: dict[str, Any]) -> bool:
         """The answer to the bridge's own session.update is the bridge's business, not the caller's

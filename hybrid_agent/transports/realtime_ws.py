@@ -37,6 +37,7 @@ from hybrid_agent.session import (
 )
 from hybrid_agent.settings import Settings
 from hybrid_agent.upstream.connector import UpstreamConnector, UpstreamError
+from hybrid_agent.upstream.models import choose_model
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +167,10 @@ class CallRunner:
             if self.connector is None or not self.client_open:
                 break
             try:
-                self.upstream = await self.connector.connect()
+                self.upstream = await self.connector.connect(self.session.config.model)
             except UpstreamError as exc:
                 last = str(exc)
+                log.warning("call %s: reconnect failed: %s", self.session.call_id, exc)
                 continue
             self.upstream_open = True
             log.info("call %s: upstream reconnected (attempt %d)", self.session.call_id, self.session.reconnects)
@@ -231,11 +233,13 @@ async def serve_realtime_client(
 ) -> None:
     """Run one call for an authenticated Realtime-protocol caller."""
     await websocket.accept()
+    choice = choose_model(websocket.query_params.get("model"), settings.model, settings.models)
     session = CallSession(
         CallConfig(
             call_id=f"call_{uuid.uuid4().hex}",
             channel="realtime",
-            model=settings.model,
+            model=choice.used,
+            requested_model=choice.requested if choice.mapped else None,
             upstream=connector.label,
             max_message_bytes=settings.max_message_bytes,
             gate=gate_config(policy_gate, settings.gate_mode),
@@ -244,10 +248,11 @@ async def serve_realtime_client(
         )
     )
     try:
-        upstream = await connector.connect()
+        upstream = await connector.connect(choice.used)
     except UpstreamError as exc:
+        log.warning("call %s: %s", session.call_id, exc)
         # a refused call is still a call: it leaves a start and an end in the audit trail
-        for action in [*session.start(_now_ms(), time.time()), *session.abandon(_now_ms(), "upstream_unavailable")]:
+        for action in [*session.start(_now_ms(), time.time()), *session.abandon(_now_ms(), "upstream_unavailable", str(exc))]:
             if isinstance(action, Audit):  # nothing else to do: no upstream, and the caller gets the error below
                 audit.enqueue(action.record)
         with contextlib.suppress(Exception):  # the caller may already be gone
