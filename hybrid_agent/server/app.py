@@ -9,7 +9,9 @@ engine on the WebSocket paths (see docs/architecture.md).
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -35,6 +37,37 @@ def _unauthorized() -> Response:
     )
 
 
+def audit_state(audit: object) -> dict[str, Any] | None:
+    """The audit sink's ``status()`` (``AuditWriter``), or ``None`` for a sink without one (memory sink)."""
+    status = getattr(audit, "status", None)
+    if not callable(status):
+        return None
+    try:
+        state = json.loads(json.dumps(dict(status()), default=str))  # whatever it holds, the answer is JSON
+    except Exception as exc:  # a health probe must answer, whatever the writer does
+        log.exception("audit status failed")
+        return {"healthy": False, "database_reachable": False, "spooling": False, "spool_writable": False,
+                "last_error": f"status unavailable: {type(exc).__name__}"}
+    return state
+
+
+def audit_degraded(state: dict[str, Any] | None) -> bool:
+    """Records are not reaching the database (spooling), the writer says it is unhealthy, or the spool
+    (the fallback when the database goes) cannot be written."""
+    return state is not None and (
+        bool(state.get("spooling")) or not state.get("healthy", True) or state.get("spool_writable") is False
+    )
+
+
+def audit_durable(state: dict[str, Any] | None) -> bool:
+    """An audit record can be stored durably now: the database or the spool takes it."""
+    if state is None:
+        return True  # a sink without status() (memory, fan-out in the demo) keeps what it is given
+    if "ready" in state:  # AuditWriter's own verdict: running, and the database or the spool takes writes
+        return bool(state["ready"])
+    return bool(state.get("database_reachable")) or bool(state.get("spool_writable"))
+
+
 def build_app(
     settings: Settings,
     connector: UpstreamConnector,
@@ -45,7 +78,26 @@ def build_app(
     async def healthz(request: Request) -> Response:
         if not token_is_valid(bearer_token(request.headers), settings.bridge_tokens):
             return _unauthorized()
-        return JSONResponse({"status": "ok", "upstream": connector.label})
+        body: dict[str, Any] = {"status": "ok", "upstream": connector.label}
+        state = audit_state(audit)
+        if state is not None:
+            body["audit"] = state
+            if audit_degraded(state):
+                body["status"] = "degraded"  # alive and taking calls, but records are not in the database
+        return JSONResponse(body)
+
+    async def readyz(request: Request) -> Response:
+        """200 when a call's audit records can be stored durably (database or spool), else 503."""
+        if not token_is_valid(bearer_token(request.headers), settings.bridge_tokens):
+            return _unauthorized()
+        state = audit_state(audit)
+        ready = audit_durable(state)
+        body: dict[str, Any] = {"status": "ready" if ready else "unavailable", "upstream": connector.label}
+        if state is not None:
+            body["audit"] = state
+        if not ready:
+            body["reason"] = "audit records cannot be stored: neither the database nor the spool is writable"
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def realtime(websocket: WebSocket) -> None:
         if not token_is_valid(bearer_token(websocket.headers), settings.bridge_tokens):
@@ -63,6 +115,7 @@ def build_app(
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
             WebSocketRoute("/v1/realtime", realtime),
         ],
     )

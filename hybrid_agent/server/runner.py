@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import socket
 
 import uvicorn
@@ -12,9 +13,13 @@ import uvicorn
 from hybrid_agent.audit.sink import AuditSink
 from hybrid_agent.audit.writer import AuditWriter, make_writer
 from hybrid_agent.policy.gate import IMPLEMENTED_GATE_MODES, PolicyGate
+from hybrid_agent.logs import install_log_redaction
 from hybrid_agent.server.app import build_app
+from hybrid_agent.server.http import MAX_HEADER_BYTES, guarded_h11_protocol
 from hybrid_agent.settings import Settings
 from hybrid_agent.upstream.connector import UpstreamConnector
+
+log = logging.getLogger(__name__)
 
 #: frames above this are refused by the WebSocket engine itself (close 1009);
 #: frames between ``max_message_bytes`` and this get a Realtime ``error`` event and the call goes on.
@@ -51,8 +56,11 @@ class BridgeServer:
     first call is accepted, flushed and closed at shutdown).
     """
 
-    def __init__(self, settings: Settings, audit: AuditSink | None = None) -> None:
+    def __init__(
+        self, settings: Settings, audit: AuditSink | None = None, *, max_header_bytes: int = MAX_HEADER_BYTES
+    ) -> None:
         self.settings = settings
+        self.max_header_bytes = max_header_bytes  # a request head this large gets 431
         self.policy_gate = load_policy_gate(settings)  # first: a bad pack fails before anything starts
         self._owned_writer: AuditWriter | None = None
         if audit is None:
@@ -77,6 +85,7 @@ class BridgeServer:
     async def start(self) -> None:
         if self._owned_writer is not None:
             await self._owned_writer.start()  # raises SchemaOutdated before any call is taken
+            await self._close_interrupted_calls()
         await self.connector.start()
         if self.policy_gate is not None:
             # each check carries the session state it was asked with, so the order in which workers
@@ -87,12 +96,16 @@ class BridgeServer:
         app = build_app(self.settings, self.connector, self.audit, self.policy_gate, self._gate_executor)
         config = uvicorn.Config(
             app,
+            # h11 with a deadline on request headers and 431 for an oversize head (server/http.py)
+            http=guarded_h11_protocol(self.settings.header_timeout_s, self.max_header_bytes),
+            h11_max_incomplete_event_size=self.max_header_bytes,
             ws="websockets-sansio",
             ws_max_size=max(HARD_FRAME_LIMIT, self.settings.max_message_bytes * 4),
             ws_per_message_deflate=False,
             log_level="warning",
             lifespan="off",
         )
+        install_log_redaction()  # uvicorn.Config just (re)configured its handlers: no frame contents in them
         self._server = uvicorn.Server(config)
         self._sock = socket.create_server((self.settings.host, self.settings.port), reuse_port=False)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
@@ -100,6 +113,26 @@ class BridgeServer:
             if self._task.done():
                 self._task.result()
             await asyncio.sleep(0.01)
+
+    async def _close_interrupted_calls(self) -> None:
+        """Calls a crash left open are closed in the audit as ``interrupted`` (at their last record).
+
+        SQLite is one process's database, so every open call is a crash's; on a shared
+        PostgreSQL only calls idle for the grace period before this process started are
+        (another worker's live call cannot be told apart; ``audit close-interrupted`` is the
+        operator's tool for the rest).
+        """
+        from hybrid_agent.audit.store import to_url
+
+        assert self._owned_writer is not None
+        sole = to_url(self.settings.database_url).get_backend_name() == "sqlite"
+        try:
+            closed = await self._owned_writer.close_interrupted_calls(sole_writer=sole)
+        except Exception as exc:  # never a reason not to take calls: the records can be closed later
+            log.warning("audit: could not close calls left open by a crash: %s", type(exc).__name__)
+            return
+        if closed:
+            log.warning("audit: %d call(s) left open by an earlier crash recorded as interrupted", len(closed))
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -15,8 +15,12 @@ Each connection is an independent session walking the scenario from the start.
 from __future__ import annotations
 
 import asyncio
+import collections
+import hmac
 import json
 import logging
+import sys
+import weakref
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,6 +37,11 @@ log = logging.getLogger("hybrid_agent.simulator")
 
 REALTIME_PATH = "/v1/realtime"
 DEFAULT_MODEL = "gpt-realtime"
+#: how many sent events ``RealtimeSimulator.emitted`` keeps (the newest; older ones are dropped).
+#: An audio delta is ~7 kB of JSON, so a full log is a few tens of MB at most, however long the run.
+EMITTED_LIMIT = 4096
+#: how many validation failures ``RealtimeSimulator.validation_errors`` keeps (the first ones)
+VALIDATION_ERRORS_LIMIT = 100
 
 
 def _json_response(status: int, reason: str, message: str, code: str | None) -> Response:
@@ -46,11 +55,21 @@ def _json_response(status: int, reason: str, message: str, code: str | None) -> 
 class RealtimeSimulator:
     """A scripted Realtime server (see the module docstring).
 
-    ``emitted`` logs every server event sent on any connection (when ``record``
-    is true).  With ``validate=True`` each event is validated against the SDK's
-    server event models before it is sent; an invalid one is recorded in
-    ``validation_errors``, aborts its connection (close code 1011) and makes
-    :meth:`stop` raise :class:`SimulatorValidationError`.
+    ``emitted`` keeps the newest ``record_limit`` server events sent on any
+    connection (default :data:`EMITTED_LIMIT`; when ``record`` is true): a ring
+    buffer, so a long or fuzzing run does not grow without bound.  Each
+    connection's own state (its conversation, bounded too, see
+    ``session.MAX_CONVERSATION_ITEMS``) is dropped when it closes; ``sessions``
+    holds the live ones only (weakly).
+
+    With ``validate=True`` each event is validated against the SDK's server
+    event models before it is sent; an invalid one is recorded in
+    ``validation_errors`` (the first :data:`VALIDATION_ERRORS_LIMIT`), aborts its
+    connection (close code 1011) and makes :meth:`stop` raise
+    :class:`SimulatorValidationError`.
+
+    With ``api_key`` the handshake requires ``Authorization: Bearer <api_key>``
+    and answers HTTP 401 otherwise, like the real service.
     """
 
     def __init__(
@@ -63,6 +82,7 @@ class RealtimeSimulator:
         validate: bool = False,
         max_size: int = 16 * 2**20,
         record: bool = True,
+        record_limit: int | None = None,
     ) -> None:
         self.scenario = scenario if scenario is not None else default_scenario()
         self.host = host
@@ -71,9 +91,12 @@ class RealtimeSimulator:
         self.validate = validate
         self.max_size = max_size
         self.record = record
-        self.emitted: list[dict] = []  # type: ignore[type-arg]
+        self.emitted: collections.deque[dict] = collections.deque(  # type: ignore[type-arg]
+            maxlen=EMITTED_LIMIT if record_limit is None else record_limit
+        )
         self.validation_errors: list[SimulatorValidationError] = []
         self.connections = 0
+        self.sessions: weakref.WeakSet[SimSession] = weakref.WeakSet()
         self._server: Server | None = None
 
     # lifecycle ---------------------------------------------------------------
@@ -140,7 +163,7 @@ class RealtimeSimulator:
             return _json_response(404, "Not Found", f"Invalid URL (GET {path or '/'})", "not_found")
         if self.api_key is not None:
             auth = request.headers.get("Authorization", "")
-            if auth != f"Bearer {self.api_key}":
+            if not hmac.compare_digest(auth.encode(), f"Bearer {self.api_key}".encode()):
                 message = (
                     "Incorrect API key provided." if auth.startswith("Bearer ") else
                     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -153,13 +176,31 @@ class RealtimeSimulator:
         query = parse_qs(urlsplit(ws.request.path if ws.request else "").query)
         model = (query.get("model") or [DEFAULT_MODEL])[0]
         self.connections += 1
-        await SimSession(self, ws, self.scenario, model).run()
+        session = SimSession(self, ws, self.scenario, model)
+        self.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+
+    def add_validation_error(self, err: SimulatorValidationError) -> None:
+        if len(self.validation_errors) < VALIDATION_ERRORS_LIMIT:
+            self.validation_errors.append(err)
 
 
-async def serve_simulator(host: str, port: int, scenario: Scenario | None) -> None:
-    """Run a simulator until cancelled, announcing its address on stdout."""
-    sim = RealtimeSimulator(scenario, host=host, port=port, record=False)
+async def serve_simulator(host: str, port: int, scenario: Scenario | None, api_key: str | None = None) -> None:
+    """Run a simulator until cancelled, announcing its address on stdout.
+
+    Without ``api_key`` any local process can connect: a one-line warning on stderr says so.
+    """
+    sim = RealtimeSimulator(scenario, host=host, port=port, api_key=api_key or None, record=False)
     await sim.start()
+    if not api_key:
+        print(
+            "warning: simulator is unauthenticated (any local process can connect); "
+            "set --api-key or HYBRID_AGENT_SIM_API_KEY",
+            file=sys.stderr, flush=True,
+        )
     print(f"simulator listening on ws://{host}:{sim.port}/v1/realtime", flush=True)
     try:
         await asyncio.Future()

@@ -66,6 +66,9 @@ SEMANTIC_VAD_DEFAULTS: dict[str, Any] = {
 #: semantic_vad is simulated as server VAD with these settings
 SEMANTIC_AS_SERVER = {"threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500}
 MIN_COMMIT_MS = 100
+#: conversation items one connection keeps; beyond it the oldest are forgotten (as ``truncation: auto``
+#: drops them from the model's context), so a long or fuzzing connection stays bounded
+MAX_CONVERSATION_ITEMS = 1024
 DEFAULT_INSTRUCTIONS = (
     "You are a helpful, witty, and friendly AI. Act like a human, but remember that you aren't a human "
     "and that you can't do human things in the real world."
@@ -209,8 +212,8 @@ class SimSession:
                 validate_server_event(event)
             except EventValidationError as exc:
                 err = SimulatorValidationError(f"simulator emitted an invalid {event.get('type')!r} event: {exc}")
-                self.sim.validation_errors.append(err)
-                log.error("%s: %s", err, json.dumps(event)[:2000])
+                self.sim.add_validation_error(err)
+                log.error("%s", err)  # never the event itself: it carries what the caller said
                 raise err from None
         self.count += 1
         if self.sim.record:
@@ -552,7 +555,20 @@ class SimSession:
             index = next(i for i, it in enumerate(self.items) if it["id"] == after) + 1
         self.items.insert(index, item)
         self.info[item["id"]] = _ItemInfo(item, audio_ms=audio_ms)
-        return self.items[index - 1]["id"] if index > 0 else None
+        prev = self.items[index - 1]["id"] if index > 0 else None
+        while len(self.items) > MAX_CONVERSATION_ITEMS:
+            self._forget(self.items.pop(1 if self.items[0] is item else 0))  # the oldest, never the new one
+        return prev
+
+    def _forget(self, item: dict[str, Any]) -> None:
+        """Drop what the session keeps about a removed item."""
+        self.info.pop(item["id"], None)
+        call_id = item.get("call_id")
+        if item.get("type") == "function_call" and call_id is not None:
+            self.call_turn.pop(call_id, None)
+            self.outputs.pop(call_id, None)
+        elif item.get("type") == "function_call_output" and call_id is not None:
+            self.outputs.pop(call_id, None)
 
     async def on_conversation_item_create(self, event: dict[str, Any]) -> None:
         item = copy.deepcopy(event["item"])
@@ -589,9 +605,9 @@ class SimSession:
         if kind == "message" and item.get("role") == "user":
             self.turn_idx += 1
         elif kind == "message" and item.get("role") == "assistant":
-            self.answered.add(self.turn_idx)
+            self._mark(self.answered, self.turn_idx)
         elif kind == "function_call":
-            self.tools_emitted.add(self.turn_idx)
+            self._mark(self.tools_emitted, self.turn_idx)
             if item.get("call_id"):
                 self.call_turn[item["call_id"]] = self.turn_idx
         elif kind == "function_call_output":
@@ -609,7 +625,7 @@ class SimSession:
     async def on_conversation_item_delete(self, event: dict[str, Any]) -> None:
         info = self._item(event["item_id"])
         self.items.remove(info.item)
-        del self.info[event["item_id"]]
+        self._forget(info.item)
         await self.emit({"type": "conversation.item.deleted", "item_id": event["item_id"]})
 
     async def on_conversation_item_retrieve(self, event: dict[str, Any]) -> None:
@@ -667,6 +683,11 @@ class SimSession:
         r.cancel_event.set()
         return True
 
+    def _mark(self, turns: set[int], turn: int) -> None:
+        """Remember ``turn`` in ``answered``/``tools_emitted``: only scenario turns matter to :meth:`_plan`."""
+        if turn < len(self.sc.turns):
+            turns.add(turn)
+
     def _plan(self) -> tuple[str, Any, int]:
         """What the next response says: ("tools", calls, turn) or ("message", text, turn)."""
         t = self.turn_idx
@@ -700,7 +721,7 @@ class SimSession:
                 await asyncio.gather(prev.task, return_exceptions=True)
         kind, what, turn = self._plan()
         if kind == "tools":
-            self.tools_emitted.add(turn)
+            self._mark(self.tools_emitted, turn)
         mods = (params or {}).get("output_modalities") or self.session["output_modalities"]
         resp = _Response(id=new_id("resp"), index=self.n_responses)
         self.n_responses += 1
@@ -728,7 +749,7 @@ class SimSession:
         finally:
             resp.finished = True
             if kind == "message":
-                self.answered.add(turn)
+                self._mark(self.answered, turn)
         if resp.cancel_reason is not None:
             status = "cancelled"
             details: dict[str, Any] | None = {"type": "cancelled", "reason": resp.cancel_reason}
