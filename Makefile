@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv bench clean
+.PHONY: demo test lint venv bench compat fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Third-party Realtime clients (openai SDK, openai-agents, pipecat) at their defaults through
+# `serve --upstream sim`; each framework in its own pinned venv under bench/compat/.venvs.
+compat: $(STAMP)
+	$(BIN)/python -m bench.compat.run
+
+# A million hostile frames through the real socket of `serve` (figures printed; exit 1 on a crash or a leak).
+fuzz: $(STAMP)
+	$(BIN)/python -m bench.fuzz --frames 1000000
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info
