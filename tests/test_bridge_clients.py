@@ -285,3 +285,39 @@ def test_calls_open_at_a_crash_are_closed_as_interrupted_at_start_up(tmp_path: P
     assert after["outcome"] == "interrupted" and after["duration_ms"] > 0
     verify = subprocess.run([sys.executable, "-m", "hybrid_agent", "audit", "verify"], env=env, capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_many_large_session_updates_keep_the_bridge_memory_bounded(tmp_path: Path) -> None:
+    """200 updates of 0.9 MiB once took the bridge from 184 to 431 MB (every update kept for replay)."""
+    port = free_port()
+    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": TOKEN, "HYBRID_AGENT_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}",
+           "HYBRID_AGENT_AUDIT_SPOOL": str(tmp_path / "spool")}
+    server = subprocess.Popen([sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", str(port)],
+                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening" in server.stdout.readline()  # type: ignore[union-attr]
+
+        async def flood() -> tuple[float, float]:
+            async with ws_connect(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime", additional_headers=AUTH,
+                                  max_size=None) as ws:
+                await recv_until(ws, "session.created")
+                before = _rss_mb(server.pid)
+                big = "x" * (900 * 1024)
+                for i in range(200):
+                    await ws.send(json.dumps({"type": "session.update", "event_id": f"evt_{i}",
+                                              "session": {"type": "realtime", "instructions": f"{i} {big}"}}))
+                    await recv_until(ws, "session.updated", 30)
+                return before, _rss_mb(server.pid)
+
+        before, after = asyncio.run(flood())
+    finally:
+        server.terminate()
+        server.wait(20)
+    assert after - before < 120, f"bridge RSS grew {after - before:.0f} MB over 200 updates of 0.9 MiB"

@@ -2,7 +2,9 @@
 
 Run with the project's own interpreter: ``.venv/bin/python -m bench.compat.run``.
 
-1. Creates or reuses one venv per framework under ``bench/compat/.venvs/<name>`` from its
+1. Creates or reuses one venv per framework under ``$HYBRID_AGENT_COMPAT_VENVS/<name>``
+   (default ``~/.cache/hybrid-agent/compat-venvs``: outside the checkout, so a fresh clone
+   on the same machine reuses it) from its
    fully pinned ``requirements-<name>.txt`` (reused while the file's hash, stamped in the
    venv, is unchanged).  These pins are never the product's dependencies.
 2. Starts ``hybrid-agent serve --upstream sim`` on a free port with a fresh SQLite audit
@@ -39,7 +41,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent.parent
-VENVS = HERE / ".venvs"
+#: outside the checkout, so CI's fresh clones reuse them while the pins are unchanged
+VENVS = Path(os.environ.get("HYBRID_AGENT_COMPAT_VENVS") or Path.home() / ".cache" / "hybrid-agent" / "compat-venvs")
 RESULTS = HERE / ".last-run"
 SCENARIO = HERE / "scenario.yaml"
 TOKEN = "compat-suite-token"

@@ -40,6 +40,8 @@ DEFAULT_MODEL = "gpt-realtime"
 #: how many sent events ``RealtimeSimulator.emitted`` keeps (the newest; older ones are dropped).
 #: An audio delta is ~7 kB of JSON, so a full log is a few tens of MB at most, however long the run.
 EMITTED_LIMIT = 4096
+#: and at most this many bytes of them (200 session.updated echoes of 0.9 MiB instructions are 180 MB)
+EMITTED_MAX_BYTES = 16 * 2**20
 #: how many validation failures ``RealtimeSimulator.validation_errors`` keeps (the first ones)
 VALIDATION_ERRORS_LIMIT = 100
 
@@ -94,6 +96,8 @@ class RealtimeSimulator:
         self.emitted: collections.deque[dict] = collections.deque(  # type: ignore[type-arg]
             maxlen=EMITTED_LIMIT if record_limit is None else record_limit
         )
+        self._emitted_sizes: collections.deque[int] = collections.deque()
+        self._emitted_bytes = 0
         self.validation_errors: list[SimulatorValidationError] = []
         self.connections = 0
         self.sessions: weakref.WeakSet[SimSession] = weakref.WeakSet()
@@ -182,6 +186,19 @@ class RealtimeSimulator:
             await session.run()
         finally:
             self.sessions.discard(session)
+
+    def record_event(self, event: dict, size: int) -> None:
+        """Keep ``event`` in ``emitted``, dropping the oldest past the count or byte bound."""
+        if self.emitted.maxlen == 0:
+            return
+        if len(self.emitted) == self.emitted.maxlen and self._emitted_sizes:
+            self._emitted_bytes -= self._emitted_sizes.popleft()
+        self.emitted.append(event)
+        self._emitted_sizes.append(size)
+        self._emitted_bytes += size
+        while self._emitted_bytes > EMITTED_MAX_BYTES and len(self.emitted) > 1:
+            self.emitted.popleft()
+            self._emitted_bytes -= self._emitted_sizes.popleft()
 
     def add_validation_error(self, err: SimulatorValidationError) -> None:
         if len(self.validation_errors) < VALIDATION_ERRORS_LIMIT:

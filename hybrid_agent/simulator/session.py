@@ -216,10 +216,11 @@ class SimSession:
                 log.error("%s", err)  # never the event itself: it carries what the caller said
                 raise err from None
         self.count += 1
+        text = json.dumps(event)
         if self.sim.record:
-            self.sim.emitted.append(event)
+            self.sim.record_event(event, len(text))
         try:
-            await self.ws.send(json.dumps(event))
+            await self.ws.send(text)
         except ConnectionClosed:
             self.closed = True
             raise _Closed from None
