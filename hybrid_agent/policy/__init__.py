@@ -14,7 +14,16 @@ See ``docs/policy.md`` for the rule format, the context and how effects combine.
 
 from hybrid_agent.policy.engine import Decision, Explanation, Match, Pack, combine
 from hybrid_agent.policy.loader import PackError, load, load_pack
-from hybrid_agent.policy.schema import EFFECT_PRECEDENCE, Effect, PolicyInput, SessionInput, Stage
+from hybrid_agent.policy.schema import (
+    EFFECT_PRECEDENCE,
+    Effect,
+    GateSettings,
+    PolicyInput,
+    SessionInput,
+    SessionSettings,
+    Stage,
+)
+from hybrid_agent.policy.session_config import bridge_session_update
 from hybrid_agent.policy.source import Issue
 
 __all__ = [
@@ -22,13 +31,16 @@ __all__ = [
     "Decision",
     "Effect",
     "Explanation",
+    "GateSettings",
     "Issue",
     "Match",
     "Pack",
     "PackError",
     "PolicyInput",
     "SessionInput",
+    "SessionSettings",
     "Stage",
+    "bridge_session_update",
     "combine",
     "load",
     "load_pack",

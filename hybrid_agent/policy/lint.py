@@ -195,6 +195,28 @@ def _check_args(r: CompiledRule, m: PackManifest, add: Any) -> None:
                    "CEL compares values of different types as unequal")
 
 
+#: effects that stop speech or an action: a stage with such rules should not fail open
+_STOPPING_EFFECTS = ("block_speech", "deny")
+
+
+def _check_gate(res: LoadResult, m: PackManifest, issues: list[Issue]) -> None:
+    """``gate.on_failure``: a stage that fails open while rules there block speech or deny."""
+    doc = next((d for d in res.docs.values() if Path(d.path).name == "pack.yaml"), None)
+    where = doc.path if doc is not None else (res.root or m.name)
+    for stage in m.gate.on_failure.open_stages():
+        stopping = [r.id for r in res.rules if r.rule.stage == stage and r.rule.effect in _STOPPING_EFFECTS]
+        if not stopping:
+            continue
+        line = doc.line_of(("gate", "on_failure", stage)) if doc is not None else None
+        shown = ", ".join(stopping[:3]) + (f" and {len(stopping) - 3} more" if len(stopping) > 3 else "")
+        issues.append(Issue(
+            where, line,
+            f"gate.on_failure.{stage} is open, but {len(stopping)} rule(s) at {stage} block speech or deny ({shown}): "
+            "a failed or slow check lets the event through unchecked (keep it closed unless the stage must never stall)",
+            level="warning",
+        ))
+
+
 def lint_result(res: LoadResult) -> LintReport:
     issues = list(res.issues)
     m = res.manifest
@@ -264,6 +286,8 @@ def lint_result(res: LoadResult) -> LintReport:
                 add(r, f"condition names unknown disclosure {d!r} (declared in pack.yaml: {', '.join(sorted(m.disclosures)) or 'none'})")
         if r.program is not None:
             issues.extend(_check_condition(r, m, m.history_turns))
+
+    _check_gate(res, m, issues)
 
     rule_ids = {r.id for r in res.rules}
     rules_broken = any(i.level == "error" for i in res.issues)  # don't cascade: a rule that failed to load is not "unknown"

@@ -97,6 +97,195 @@ class ToolSpec(BaseModel):
         return self
 
 
+GateMode = Literal["observe", "monitor", "hold"]
+FailureMode = Literal["closed", "open"]
+UserTurn = Literal["immediate", "gated"]
+
+DEFAULT_FALLBACK_UTTERANCE = "I'm sorry, I can't help with that. Is there anything else?"
+DEFAULT_ESCALATION_UTTERANCE = "I'm going to pass you to a colleague who can help with this. Please stay on the line."
+
+
+class GateFailures(BaseModel):
+    """``gate.on_failure``: per stage, what a gate failure (the decision raised or took longer than
+    ``check_timeout_ms``) does.  ``closed``: treated as the pack's fail-closed effect (the answer is
+    not spoken, the tool does not run); ``open``: treated as allow, and recorded as a gate failure."""
+
+    model_config = _STRICT
+
+    session_start: FailureMode = "closed"
+    user_text: FailureMode = "closed"
+    assistant_text: FailureMode = "closed"
+    tool_call: FailureMode = "closed"
+    tool_result: FailureMode = "closed"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_stages(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            stages = [s.value for s in Stage]
+            for key in data:
+                if key not in stages:
+                    raise ValueError(f"unknown stage {key!r} (stages: {', '.join(stages)})")
+        return data
+
+    def for_stage(self, stage: str) -> FailureMode:
+        return getattr(self, str(getattr(stage, "value", stage)))
+
+    def open_stages(self) -> list[str]:
+        return [s.value for s in Stage if getattr(self, s.value) == "open"]
+
+
+class GateSettings(BaseModel):
+    """``gate:`` in ``pack.yaml``: how the bridge enforces the pack's decisions in a live call."""
+
+    model_config = _STRICT
+
+    mode: GateMode = Field(
+        "observe",
+        description="observe: decide and record only; monitor: assistant audio flows at once, a violation cancels the response, "
+        "truncates it at what the caller heard and plays the fallback; hold: assistant audio is held until the transcript "
+        "covering it passed the gate.  `serve --gate` overrides it",
+    )
+    on_failure: GateFailures = Field(
+        default_factory=GateFailures,
+        description="per stage: closed (default) or open, when a decision fails (raises or exceeds check_timeout_ms)",
+    )
+    check_timeout_ms: int = Field(
+        1500, ge=10, le=60_000, description="how long one decision may take before it counts as a gate failure"
+    )
+    fallback_utterance: str = Field(
+        DEFAULT_FALLBACK_UTTERANCE,
+        min_length=1,
+        description="what the agent says when a rule that stops speech or an action (block_speech, deny) has no utterance "
+        "of its own, and after a fail-closed gate failure",
+    )
+    escalation_utterance: str = Field(
+        DEFAULT_ESCALATION_UTTERANCE, min_length=1, description="what the agent says for an escalate rule without an utterance"
+    )
+    max_hold_ms: int = Field(
+        10_000,
+        ge=100,
+        le=120_000,
+        description="hold mode: the most assistant audio (ms of audio time) held for one answer before the gate fails",
+    )
+    user_turn: UserTurn = Field(
+        "immediate",
+        description="immediate: the model answers as soon as turn detection ends the caller's turn; gated: turn detection "
+        "runs with create_response false and the bridge sends response.create after the user_text stage passed",
+    )
+
+    @field_validator("fallback_utterance", "escalation_utterance")
+    @classmethod
+    def _spoken(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank (omit the field for the default)")
+        return v
+
+    def utterance_for(self, effect: str, utterances: tuple[str, ...] | list[str] = ()) -> str | None:
+        """What the agent says for a decision: the deciding rules' utterances, else this pack's
+        fallback for block_speech/deny and escalation utterance for escalate; None for other effects."""
+        if utterances:
+            return " ".join(utterances)
+        effect = str(getattr(effect, "value", effect))
+        if effect in ("block_speech", "deny"):
+            return self.fallback_utterance
+        if effect == "escalate":
+            return self.escalation_utterance
+        return None
+
+    @model_validator(mode="after")
+    def _hold_covers_a_check(self) -> GateSettings:
+        if self.max_hold_ms < self.check_timeout_ms:
+            raise ValueError(
+                f"max_hold_ms ({self.max_hold_ms}) is below check_timeout_ms ({self.check_timeout_ms}): "
+                "a held answer would fail before one check may time out"
+            )
+        return self
+
+
+#: turn_detection keys the bridge passes through, per type, with their JSON types (GA Realtime)
+TURN_DETECTION_KEYS: dict[str, dict[str, tuple[type, ...]]] = {
+    "server_vad": {
+        "threshold": (int, float),
+        "prefix_padding_ms": (int,),
+        "silence_duration_ms": (int,),
+        "idle_timeout_ms": (int,),
+        "interrupt_response": (bool,),
+    },
+    "semantic_vad": {
+        "eagerness": (str,),
+        "interrupt_response": (bool,),
+    },
+}
+SEMANTIC_EAGERNESS = ("low", "medium", "high", "auto")
+OutputModality = Literal["audio", "text"]
+
+
+class SessionSettings(BaseModel):
+    """``session:`` in ``pack.yaml``: what the bridge sends upstream at call start (its own
+    ``session.update``), merged with what the caller's client sends."""
+
+    model_config = _STRICT
+
+    instructions: str | None = Field(
+        None, description="the pack's system instructions; the bridge puts them before the client's own"
+    )
+    voice: str | None = Field(None, min_length=1, description="the model's voice (alloy, ash, ballad, coral, echo, sage, shimmer, verse, marin, cedar, or a custom voice id)")
+    turn_detection: dict[str, Any] | None = Field(
+        None,
+        description="passed through as audio.input.turn_detection: type server_vad or semantic_vad and its parameters; "
+        "create_response is not set here (gate.user_turn decides it)",
+    )
+    output_modalities: list[OutputModality] | None = Field(
+        None, description='["audio"] (speech, with its transcript) or ["text"]'
+    )
+
+    @field_validator("instructions")
+    @classmethod
+    def _instructions(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must not be blank (omit the field instead)")
+        return v
+
+    @field_validator("turn_detection")
+    @classmethod
+    def _turn_detection(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is None:
+            return v
+        if "create_response" in v:
+            raise ValueError(
+                "create_response is not set here: gate.user_turn decides it (immediate: the model answers; "
+                "gated: create_response false and the bridge answers after the user_text stage)"
+            )
+        kind = v.get("type")
+        if kind not in TURN_DETECTION_KEYS:
+            raise ValueError(f"type must be server_vad or semantic_vad (got {kind!r})")
+        allowed = TURN_DETECTION_KEYS[kind]
+        for key, value in v.items():
+            if key == "type":
+                continue
+            if key not in allowed:
+                raise ValueError(f"unknown {kind} field {key!r} (known: {', '.join(sorted(allowed))})")
+            types = allowed[key]
+            if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+                name = "a number" if float in types else {int: "an integer", bool: "a boolean", str: "a string"}[types[0]]
+                raise ValueError(f"{key} must be {name} (got {value!r})")
+            if key.endswith("_ms") and value < 0:
+                raise ValueError(f"{key} must be >= 0 (got {value})")
+        if "threshold" in v and not 0.0 <= v["threshold"] <= 1.0:
+            raise ValueError(f"threshold must be between 0.0 and 1.0 (got {v['threshold']})")
+        if "eagerness" in v and v["eagerness"] not in SEMANTIC_EAGERNESS:
+            raise ValueError(f"eagerness must be one of {', '.join(SEMANTIC_EAGERNESS)} (got {v['eagerness']!r})")
+        return dict(v)
+
+    @field_validator("output_modalities")
+    @classmethod
+    def _modalities(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and v not in (["audio"], ["text"]):
+            raise ValueError('must be ["audio"] or ["text"] (the model answers in one modality)')
+        return v
+
+
 class PackManifest(BaseModel):
     """``pack.yaml``."""
 
@@ -116,6 +305,12 @@ class PackManifest(BaseModel):
     phrase_lists: dict[str, list[str]] = Field(
         default_factory=dict,
         description="named phrase lists; a rule's phrases/history_phrases entry '@name' stands for the whole list",
+    )
+    gate: GateSettings = Field(
+        default_factory=GateSettings, description="how a live call enforces the decisions (mode, failures, timeouts, fallbacks)"
+    )
+    session: SessionSettings = Field(
+        default_factory=SessionSettings, description="what the bridge sends upstream at call start (instructions, voice, turn detection)"
     )
 
     @field_validator("phrase_lists")
