@@ -483,7 +483,7 @@ def test_upstream_drop_reconnects_and_replays_the_call_as_text() -> None:
     assert s.receive_client_frame(json.dumps({"type": "input_audio_buffer.append", "audio": b64(4800)}), 11) == []
     assert s.receive_client_frame(json.dumps({"type": "response.create"}), 12) == []
     assert s.receive_client_frame(json.dumps({"type": "input_audio_buffer.append", "audio": b64(48 * 10_000)}), 13) == []
-    assert s.dropped_audio_ms == pytest.approx(10_000)
+    assert s.reconnect_queue.dropped_audio_ms == pytest.approx(10_000)
 
     replay = s.upstream_reconnected(20)
     events = [a.event for a in replay if isinstance(a, SendUpstream)]

@@ -144,3 +144,29 @@ def test_a_flood_of_bad_frames_is_recorded_bounded_with_a_summary() -> None:
     assert len(recorded) == CallEventLog(call_id="x").max_records
     end = facts(s.client_closed(2000))
     assert [f.kind for f in end] == ["events_suppressed"] and "800" in (end[0].message or "")
+
+
+# ---------------------------------------------------------------- replay bounds
+def test_conversation_log_keeps_the_newest_items_within_bounds() -> None:
+    from hybrid_agent.session.replay import ConversationLog
+
+    log = ConversationLog(max_items=10, max_chars=1000)
+    for i in range(50):
+        log.add({"type": "message", "role": "user", "content": [{"type": "input_text", "text": f"{i:03d}" + "x" * 97}]}, f"i{i}")
+    assert len(log) == 10 and log.dropped_items == 40
+    texts = [item["content"][0]["text"][:3] for item in log]
+    assert texts == [f"{i:03d}" for i in range(40, 50)]
+    events = log.replay_events()
+    assert events[1]["previous_item_id"] == events[0]["item"]["id"]
+
+
+def test_reconnect_queue_bounds_audio_and_other_events() -> None:
+    from hybrid_agent.session.replay import ReconnectQueue
+
+    q = ReconnectQueue(max_audio_ms=100, max_events=3)
+    for _ in range(5):
+        q.hold({"type": "input_audio_buffer.append"}, 40)
+    for _ in range(5):
+        q.hold({"type": "response.create"})
+    assert q.dropped_audio_ms == 120 and q.dropped_events == 2
+    assert len(q.drain()) == 5 and q.drain() == []

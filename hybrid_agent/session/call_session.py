@@ -22,7 +22,6 @@ from typing import Any, Literal
 from hybrid_agent.audit.records import (
     CallEnded,
     CallStarted,
-    DisclosureRecord,
     PolicyDecisionRecord,
     ToolCallRecord,
     ToolResultRecord,
@@ -33,7 +32,6 @@ from hybrid_agent.protocol.audio import AUDIO_FORMATS, b64_decoded_len, duration
 from hybrid_agent.protocol.events import EventValidationError, error_event, new_id, validate_client_event
 from hybrid_agent.policy.gate import PolicyCheck, PolicyOutcome
 from hybrid_agent.policy.live import PolicySession
-from hybrid_agent.policy.text import normalize_text
 from hybrid_agent.policy.schema import PolicyInput
 from hybrid_agent.session.actions import (
     Action,
@@ -46,6 +44,8 @@ from hybrid_agent.session.actions import (
     SendUpstream,
 )
 from hybrid_agent.session.call_events import CallEventLog
+from hybrid_agent.session.disclosures import DisclosureTracker
+from hybrid_agent.session.replay import REPLAY_ITEM_PREFIX, ConversationLog, ReconnectQueue
 from hybrid_agent.session.client_config import ClientSessionConfig, describe_session
 from hybrid_agent.session.turns import (
     DEFAULT_CHARS_PER_MS,
@@ -89,8 +89,6 @@ class CallConfig:
 
 
 BRIDGE_UPDATE_EVENT_ID = "event_bridge_transcription"
-REPLAY_ITEM_PREFIX = "item_bridge_replay_"
-RECONNECT_AUDIO_BUFFER_MS = 10_000
 
 #: malformed fields in upstream events are skipped, never allowed to break the call
 _UPSTREAM_FIELD_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
@@ -132,22 +130,18 @@ class CallSession:
         )
         self._checks = 0
         self._decisions = 0
-        self._turn_disclosures: dict[str, list[str]] = {}  # assistant item -> disclosures it spoke
+        self.disclosures = DisclosureTracker(config.call_id, self.policy) if self.policy is not None else None
         self._own_updates = 0  # session.update events the bridge sent whose answer the caller must not see
         self._rates: list[float] = []  # speaking rates of finished answers (chars per ms of audio)
         self.malformed_upstream: list[str] = []  # upstream events whose fields could not be used (relayed anyway)
         # reconnect and replay
         self.reconnecting = False
         self.reconnects = 0
-        self.dropped_audio_ms = 0.0  # caller audio that arrived while the upstream was being reopened
-        self._queued_client: list[dict[str, Any]] = []
-        self._queued_audio_ms = 0.0
+        self.reconnect_queue = ReconnectQueue()  # what the caller sent while the upstream was being reopened
         self.client_config = ClientSessionConfig(config.model, config.transcription_model)
         self.events = CallEventLog(config.call_id)
-        self._history: list[dict[str, Any]] = []  # the conversation so far, as items to replay
-        self._history_by_item: dict[str, dict[str, Any]] = {}
+        self.history = ConversationLog()  # the conversation so far, as items to replay
         self._hide_session_created = False
-        self._replayed = 0
         self._client_items = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -225,23 +219,9 @@ class CallSession:
         if restored is not None:
             self._own_updates += 1
             out.append(SendUpstream({"type": "session.update", "event_id": "event_bridge_replay_session", "session": restored}))
-        previous: str | None = None
-        for item in self._history:
-            self._replayed += 1
-            replay = {**item, "id": f"{REPLAY_ITEM_PREFIX}{self._replayed}"}
-            event: dict[str, Any] = {
-                "type": "conversation.item.create",
-                "event_id": f"event_bridge_replay_item_{self._replayed}",
-                "item": replay,
-            }
-            if previous is not None:
-                event["previous_item_id"] = previous
-            previous = replay["id"]
-            out.append(SendUpstream(event))
-        for queued in self._queued_client:
+        out.extend(SendUpstream(event) for event in self.history.replay_events())
+        for queued in self.reconnect_queue.drain():
             out.extend(self._on_client_event(queued, now_ms, None))
-        self._queued_client.clear()
-        self._queued_audio_ms = 0.0
         return out
 
     def _fail_active_response(self, now_ms: float) -> list[Action]:
@@ -343,13 +323,8 @@ class CallSession:
         if self.reconnecting:
             # the caller keeps talking while the bridge reopens the upstream: hold what arrives
             # (audio up to RECONNECT_AUDIO_BUFFER_MS, beyond that dropped and counted)
-            if kind == "input_audio_buffer.append":
-                ms = duration_ms(b64_decoded_len(event.get("audio", "")), self.input_format)
-                if self._queued_audio_ms + ms > RECONNECT_AUDIO_BUFFER_MS:
-                    self.dropped_audio_ms += ms
-                    return []
-                self._queued_audio_ms += ms
-            self._queued_client.append(event)
+            ms = duration_ms(b64_decoded_len(event.get("audio", "")), self.input_format) if kind == "input_audio_buffer.append" else 0.0
+            self.reconnect_queue.hold(event, ms)
             return []
         if kind == "session.update" and isinstance(event.get("session"), dict):
             rewrites = self.client_config.client_update(event["session"])
@@ -395,7 +370,7 @@ class CallSession:
                 if call is not None:
                     call.answered = True
                 if solicited:
-                    self._history.append({"type": "function_call_output", "call_id": result.tool_call_id, "output": result.output})
+                    self.history.add({"type": "function_call_output", "call_id": result.tool_call_id, "output": result.output})
                 return out
             if item.get("type") == "message" and item.get("role") == "user":
                 return [SendUpstream(event, raw), *self._record_client_text(item, now_ms)]
@@ -616,7 +591,7 @@ class CallSession:
             response_id=state.response_id,
         )
         out.append(Audit(record))
-        self._history.append({"type": "function_call", "call_id": call_id, "name": state.name, "arguments": state.arguments})
+        self.history.add({"type": "function_call", "call_id": call_id, "name": state.name, "arguments": state.arguments})
         if self.policy is not None:
             out.append(self._check(record.record_id, self.policy.tool_call(record.name, record.arguments, record.at_ms), record.at_ms))
             self.policy.note_tool_call()
@@ -660,9 +635,7 @@ class CallSession:
             )
         )
         self._unhear_disclosures(turn, heard, now_ms, out)
-        replayed = self._history_by_item.get(turn.item_id)
-        if replayed is not None:  # after a reconnect the model remembers what the caller heard
-            replayed["content"] = [{"type": "output_text", "text": heard}]
+        self.history.heard(turn.item_id, heard)  # after a reconnect the model remembers what the caller heard
 
     # ------------------------------------------------------------------ helpers
     def playback_position_ms(self, item_id: str, now_ms: float) -> float:
@@ -709,52 +682,18 @@ class CallSession:
         if record.text:
             part = "input_text" if record.role == "user" else "output_text"
             item = {"type": "message", "role": record.role, "content": [{"type": part, "text": record.text}]}
-            self._history.append(item)
-            self._history_by_item[record.item_id] = item
+            self.history.add(item, record.item_id)
         if self.policy is None or not record.text:
             return
         inp = self.policy.turn(record.role, record.text, record.ended_ms)
         out.append(self._check(record.turn_id, inp, record.ended_ms, scan_pii=True))
-        for disclosure_id in self.policy.note_turn(record.role, record.text):
-            self._turn_disclosures.setdefault(record.item_id, []).append(disclosure_id)
-            out.append(
-                Audit(
-                    DisclosureRecord(
-                        call_id=self.call_id,
-                        disclosure_id=disclosure_id,
-                        text=self.policy.disclosure_texts[disclosure_id],
-                        at_ms=record.ended_ms,
-                        status="given",
-                        turn_seq=record.seq,
-                        redacted=True,  # the pack's own script, not caller text
-                    )
-                )
-            )
+        assert self.disclosures is not None
+        out.extend(Audit(r) for r in self.disclosures.turn_finished(record.role, record.text, record.item_id, record.seq, record.ended_ms))
 
     def _unhear_disclosures(self, turn: AssistantTurn, heard: str, now_ms: float, out: list[Action]) -> None:
         """A disclosure in an answer cut short counts only if the caller heard it."""
-        if self.policy is None:
-            return
-        said = normalize_text(heard)
-        for disclosure_id in self._turn_disclosures.get(turn.item_id, []):
-            script = self.policy.disclosure_texts[disclosure_id]
-            if normalize_text(script) in said:
-                continue
-            if disclosure_id in self.policy.disclosures:
-                self.policy.disclosures.remove(disclosure_id)
-            out.append(
-                Audit(
-                    DisclosureRecord(
-                        call_id=self.call_id,
-                        disclosure_id=disclosure_id,
-                        text=script,
-                        at_ms=self._rel(now_ms),
-                        status="missing",
-                        turn_seq=turn.seq,
-                        redacted=True,
-                    )
-                )
-            )
+        if self.disclosures is not None:
+            out.extend(Audit(r) for r in self.disclosures.heard(turn.item_id, heard, turn.seq, self._rel(now_ms)))
 
     # ------------------------------------------------------------------ policy gate
     def _check(self, subject_id: str, inp: PolicyInput, at_ms: float, *, scan_pii: bool = False) -> CheckPolicy:
