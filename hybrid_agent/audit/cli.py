@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from hybrid_agent.audit.records import GATE_ACTIONS
 from hybrid_agent.audit.store import (
     AuditStoreError,
     DatabaseUnavailable,
@@ -174,7 +175,7 @@ def cmd_calls(args: argparse.Namespace) -> int:
         rows = list_calls(
             conn, since=args.since, until=args.until, channel=args.channel, outcome=args.outcome,
             policy_version=args.policy_version, has_violation=args.has_violation, has_errors=args.has_errors,
-            config_refused=args.config_refused, limit=args.limit,
+            config_refused=args.config_refused, blocked=args.blocked, limit=args.limit,
         )
     if args.json:
         dump_json(rows, sys.stdout)
@@ -185,7 +186,7 @@ def cmd_calls(args: argparse.Namespace) -> int:
         r["outcome"] = r["outcome"] or "(open)"
         r["flags"] = "CONFIG REFUSED" if r["config_refused"] else ""
     print_table(rows, [("call_id", "CALL"), ("started", "STARTED"), ("channel", "CHANNEL"), ("outcome", "OUTCOME"),
-                       ("duration", "DURATION"), ("turns", "TURNS"), ("violations", "VIOLATIONS"), ("errors", "ERRORS"),
+                       ("duration", "DURATION"), ("turns", "TURNS"), ("violations", "VIOLATIONS"), ("blocked", "BLOCKED"), ("errors", "ERRORS"),
                        ("flags", "FLAGS"), ("policy_version", "POLICY"), ("caller_pseudonym", "CALLER")], sys.stdout, width=44)
     refused = sum(1 for r in rows if r["config_refused"])
     note = f"; {refused} with a refused session.update (configuration not applied)" if refused else ""
@@ -237,6 +238,8 @@ def render_call(call: dict[str, Any]) -> list[str]:
             lines.append(f"{at}       disclosure {e['disclosure_id']} ({e['status']}): {_clip(e['text'], 80)}")
         elif e["kind"] == "event":
             lines.append(f"{at}       {render_event(e)}")
+        elif e["kind"] == "gate":
+            lines.append(f"{at}       {render_gate(e)}")
     end = call["ended"]
     lines.append(f"  call ended: {end['outcome']} after {fmt_secs(end['at_ms'])}" if end else "  call has not ended (no end recorded)")
     return lines
@@ -261,6 +264,57 @@ def render_event(e: dict[str, Any]) -> str:
     label = "NOTE bridge" if e.get("notice") else _EVENT_LABELS.get(e.get("source") or "", f"EVENT {e.get('source')}")
     about = f" {what}" if e.get("event_type") else ""
     return f"{label} {code}{about}{msg}" + (f" [event {e['client_event_id']}]" if ident else "")
+
+
+def _ms(v: Any) -> str:
+    """Milliseconds as ``850 ms``; a value that is not a number (odd stored type) is shown as stored."""
+    if type(v) not in (int, float):
+        return "-" if v is None else f"?{v!r}"
+    return f"{v:.0f} ms"
+
+
+def gate_details(e: dict[str, Any]) -> list[str]:
+    """What a gate action did, in words: ``held 850 ms``, ``asked 5000 ms``, ``clamped to 1240 ms``,
+    ``ok in 12 ms``, ``effect block_speech``, and its (redacted) text quoted."""
+    parts: list[str] = []
+    action = e.get("action")
+    if e.get("requested_ms") is not None:
+        parts.append(f"asked {_ms(e['requested_ms'])}")
+    if e.get("audio_end_ms") is not None:
+        verb = {"truncate_clamped": "clamped to", "truncate_refused": "kept at"}.get(action or "", "at")
+        parts.append(f"{verb} {_ms(e['audio_end_ms'])}")
+    elif action == "truncate_refused":
+        parts.append("refused")
+    if e.get("held_ms") is not None:
+        parts.append(f"held {_ms(e['held_ms'])}")
+    if e.get("leaked_ms") is not None:
+        parts.append(f"leaked {_ms(e['leaked_ms'])}")
+    status, latency = e.get("status"), e.get("latency_ms")
+    if status is not None and latency is not None:
+        parts.append(f"{status} in {_ms(latency)}")
+    elif status is not None:
+        parts.append(str(status))
+    elif latency is not None:
+        parts.append(f"took {_ms(latency)}")
+    if e.get("effect"):
+        parts.append(f"effect {e['effect']}")
+    if e.get("text") is not None:
+        parts.append(f"\"{_clip(e['text'], 120)}\"")
+    return parts
+
+
+def render_gate(e: dict[str, Any]) -> str:
+    """One gate action: ``GATE speech_blocked [hold] rule banking.speech.card_number: held 850 ms, leaked 0 ms``,
+    ``GATE truncate_clamped: asked 5000 ms, clamped to 1240 ms``, ``GATE tool_run get_balance: ok in 12 ms``."""
+    head = f"GATE {e.get('action')}"
+    if e.get("mode"):
+        head += f" [{e['mode']}]"
+    if e.get("tool"):
+        head += f" {e['tool']}"
+    if e.get("rule_id"):
+        head += f" rule {e['rule_id']}"
+    parts = gate_details(e)
+    return head + (": " + ", ".join(parts) if parts else "")
 
 
 def cmd_close_interrupted(args: argparse.Namespace) -> int:
@@ -294,6 +348,34 @@ def cmd_violations(args: argparse.Namespace) -> int:
                        ("rule_id", "RULE"), ("effect", "EFFECT"), ("policy_version", "POLICY"), ("message", "MESSAGE")],
                 sys.stdout, width=40)
     print(f"({len(rows)} violations{'; --limit reached' if len(rows) == args.limit else ''})")
+    return 0
+
+
+def _fmt_stat(name: str, stat: dict[str, Any] | None) -> str | None:
+    if not stat:
+        return None
+    return f"{name} p50 {_ms(stat['p50'])} / p99 {_ms(stat['p99'])} (n={stat['n']})"
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from hybrid_agent.audit.queries import gate_stats, list_gate_actions
+
+    with open_db(args) as conn:
+        rows = list_gate_actions(conn, action=args.action, since=args.since, call_id=args.call, limit=args.limit)
+        stats = None if args.json else gate_stats(conn, action=args.action, since=args.since, call_id=args.call)
+    if args.json:
+        dump_json(rows, sys.stdout)
+        return 0
+    for r in rows:
+        r["call_started"] = fmt_time(r["call_started_at"])
+        r["at"] = fmt_secs(r["at_ms"])
+        r["what"] = r["tool"] or r["rule_id"] or r["item_id"]
+        r["detail"] = ", ".join(gate_details(r))
+    print_table(rows, [("call_id", "CALL"), ("call_started", "CALL STARTED"), ("at", "AT"), ("action", "ACTION"),
+                       ("mode", "MODE"), ("what", "RULE/TOOL/ITEM"), ("detail", "DETAIL")], sys.stdout, width=60)
+    notes = [n for n in (_fmt_stat("held", stats["held_ms"]), _fmt_stat("leaked", stats["leaked_ms"])) if n] if stats else []
+    limit = "; --limit reached" if len(rows) == args.limit else ""
+    print(f"({len(rows)} gate actions{limit}" + "".join(f"; {n}" for n in notes) + ")")
     return 0
 
 
@@ -442,12 +524,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     g.add_argument("--no-errors", dest="has_errors", action="store_const", const=False)
     p.add_argument("--config-refused", dest="config_refused", action="store_const", const=True, default=None,
                    help="only calls where a session.update was refused")
+    p.add_argument("--blocked", dest="blocked", action="store_const", const=True, default=None,
+                   help="only calls where the gate blocked speech (a speech_blocked gate action)")
     p.add_argument("--limit", type=positive_int, default=50)
     p.add_argument("--json", action="store_true")
     _add_db(p)
     p.set_defaults(func=_run(cmd_calls))
 
-    p = asub.add_parser("show", help="one call turn by turn: said, heard, tools, decisions, disclosures")
+    p = asub.add_parser("show", help="one call turn by turn: said, heard, tools, decisions, disclosures, events, gate actions")
     p.add_argument("call_id", metavar="CALL_ID")
     p.add_argument("--json", action="store_true")
     _add_db(p)
@@ -469,6 +553,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--json", action="store_true")
     _add_db(p)
     p.set_defaults(func=_run(cmd_violations))
+
+    p = asub.add_parser("gate", help="what the gate did (held, blocked, clamped, ran tools, escalated), newest call first")
+    p.add_argument("--action", help="only this action: " + " | ".join(GATE_ACTIONS))
+    p.add_argument("--since", type=parse_time, help="in calls started at/after")
+    p.add_argument("--call", metavar="CALL_ID", help="only this call")
+    p.add_argument("--limit", type=positive_int, default=100)
+    p.add_argument("--json", action="store_true")
+    _add_db(p)
+    p.set_defaults(func=_run(cmd_gate))
 
     p = asub.add_parser("search", help="find turns by (redacted) text")
     p.add_argument("text")
@@ -501,4 +594,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=_run(cmd_generate))
 
 
-__all__ = ["register", "parse_time", "parse_duration", "render_call", "render_event", "DatabaseUnavailable"]
+__all__ = ["register", "parse_time", "parse_duration", "render_call", "render_event", "render_gate", "DatabaseUnavailable"]

@@ -27,6 +27,7 @@ from hybrid_agent.audit.records import (
     CallEventRecord,
     CallStarted,
     DisclosureRecord,
+    GateActionRecord,
     PolicyDecisionRecord,
     ToolCallRecord,
     ToolResultRecord,
@@ -59,6 +60,10 @@ def _code(value: str | None, redacted: bool) -> str | None:
     if _PLAIN_CODE.fullmatch(value) and not _DIGIT_RUN.search(value):
         return value
     return scrub(value[:200])
+
+
+def _cut(value: str | None, limit: int = MAX_EVENT_MESSAGE) -> str | None:
+    return value if value is None or len(value) <= limit else value[:limit] + "…"
 
 
 def _how(redacted: bool) -> str:
@@ -113,6 +118,16 @@ def record_to_row(record: AuditRecord, pseudonym: Pseudonymizer) -> tuple[str, R
             "kind": _code(r.kind, r.redacted), "event_type": _code(r.event_type, r.redacted),
             "param": _code(r.param, r.redacted), "message": _text(message, r.redacted),
             "client_event_id": _code(r.client_event_id, r.redacted), "redaction": _how(r.redacted),
+        }
+    if isinstance(r, GateActionRecord):
+        return "gate_actions", {
+            "id": r.record_id, "call_id": r.call_id, "seq": r.seq, "at_ms": r.at_ms,
+            "action": _code(r.action, r.redacted), "mode": _code(r.mode, r.redacted),
+            "item_id": _code(r.item_id, r.redacted), "rule_id": _code(r.rule_id, r.redacted),
+            "effect": _code(r.effect, r.redacted), "held_ms": r.held_ms, "leaked_ms": r.leaked_ms,
+            "audio_end_ms": r.audio_end_ms, "requested_ms": r.requested_ms, "latency_ms": r.latency_ms,
+            "status": _code(r.status, r.redacted), "tool": _code(r.tool, r.redacted),
+            "text": _text(_cut(r.text), r.redacted), "redaction": _how(r.redacted),
         }
     if isinstance(r, CallStarted):
         return "calls", {

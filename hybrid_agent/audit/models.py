@@ -194,6 +194,37 @@ class CallEvent(Base):
     )
 
 
+class GateActionRow(Base):
+    """What the enforcing middle layer did (``GateActionRecord``): audio held or blocked, fallbacks
+    spoken, truncates clamped or refused, tool calls decided and run, escalations, gate failures."""
+
+    __tablename__ = "gate_actions"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    call_id: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Integer)
+    at_ms: Mapped[float] = mapped_column(Double)
+    action: Mapped[str] = mapped_column(Text)  # one of records.GATE_ACTIONS
+    mode: Mapped[str | None] = mapped_column(Text)  # observe | monitor | hold
+    item_id: Mapped[str | None] = mapped_column(Text)
+    rule_id: Mapped[str | None] = mapped_column(Text)
+    effect: Mapped[str | None] = mapped_column(Text)
+    held_ms: Mapped[float | None] = mapped_column(Double)
+    leaked_ms: Mapped[float | None] = mapped_column(Double)
+    audio_end_ms: Mapped[float | None] = mapped_column(Double)
+    requested_ms: Mapped[float | None] = mapped_column(Double)
+    latency_ms: Mapped[float | None] = mapped_column(Double)
+    status: Mapped[str | None] = mapped_column(Text)
+    tool: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    redaction: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index(None, "call_id", "seq", unique=True),
+        Index(None, "action", "call_id"),
+    )
+
+
 class LedgerEntry(Base):
     """One link of the global hash chain: ``hash = sha256(prev_hash + canonical(record))``."""
 
@@ -223,6 +254,7 @@ RECORD_TABLES = (
     PolicyDecision.__table__,
     Disclosure.__table__,
     CallEvent.__table__,
+    GateActionRow.__table__,
 )
 """Tables whose rows are chained in the ledger, by name below."""
 

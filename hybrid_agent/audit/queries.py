@@ -7,6 +7,7 @@ Every function takes a SQLAlchemy ``Connection`` and returns plain dicts/lists
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -34,8 +35,12 @@ results_t = TABLES["tool_results"]
 decisions_t = TABLES["policy_decisions"]
 disclosures_t = TABLES["disclosures"]
 events_t = TABLES["call_events"]
+gates_t = TABLES["gate_actions"]
 
 REFUSED_SOURCES = ("upstream_refused", "bridge_refused")
+BLOCKED_ACTION = "speech_blocked"
+GATE_FIELDS = ("seq", "action", "mode", "item_id", "rule_id", "effect", "held_ms", "leaked_ms", "audio_end_ms",
+               "requested_ms", "latency_ms", "status", "tool", "text")
 CONFIG_EVENT = "session.update"
 #: bridge facts that are notes, not errors: what it mapped or rewrote so a call could go on
 NOTICE_KINDS = ("model_mapped", "session_rewritten", "session_configured")
@@ -71,12 +76,16 @@ def list_calls(
     has_violation: bool | None = None,
     has_errors: bool | None = None,
     config_refused: bool | None = None,
+    blocked: bool | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
     """Calls, newest first.  ``since``/``until`` are epoch seconds on the call's start.
 
     ``errors`` counts the call's ``call_events`` that are errors or refusals (not the bridge's notes);
     ``config_refused`` is true if a ``session.update`` was refused (see :func:`config_refused_clause`).
+    ``blocked`` counts the call's ``speech_blocked`` gate actions and ``leaked_ms`` sums their
+    ``leaked_ms`` (0.0 when none); the ``blocked`` filter keeps calls with (True) or without
+    (False) a blocked speech.
     """
     violation = exists().where(and_(decisions_t.c.violation == true(), decisions_t.c.call_id == calls_t.c.id))
     errors = exists().where(events_t.c.call_id == calls_t.c.id, _is_error())
@@ -84,13 +93,16 @@ def list_calls(
     n_turns = select(func.count()).where(turns_t.c.call_id == calls_t.c.id).scalar_subquery()
     n_viol = select(func.count()).where(decisions_t.c.call_id == calls_t.c.id, decisions_t.c.violation == true()).scalar_subquery()
     n_err = select(func.count()).where(events_t.c.call_id == calls_t.c.id, _is_error()).scalar_subquery()
+    was_blocked = exists().where(gates_t.c.call_id == calls_t.c.id, gates_t.c.action == BLOCKED_ACTION)
+    n_blocked = select(func.count()).where(gates_t.c.call_id == calls_t.c.id, gates_t.c.action == BLOCKED_ACTION).scalar_subquery()
+    leaked = select(func.sum(gates_t.c.leaked_ms)).where(gates_t.c.call_id == calls_t.c.id).scalar_subquery()
     q = (
         select(
             calls_t.c.id.label("call_id"), calls_t.c.started_at, calls_t.c.channel, calls_t.c.model, calls_t.c.upstream,
             calls_t.c.caller_pseudonym, calls_t.c.policy_pack, calls_t.c.policy_version, calls_t.c.gate_mode,
             endings_t.c.outcome, endings_t.c.at_ms.label("duration_ms"),
             n_turns.label("turns"), n_viol.label("violations"), n_err.label("errors"),
-            refused.label("config_refused"),
+            refused.label("config_refused"), n_blocked.label("blocked"), leaked.label("leaked_ms"),
         )
         .select_from(calls_t.outerjoin(endings_t, endings_t.c.call_id == calls_t.c.id))
         .order_by(calls_t.c.started_at.desc(), calls_t.c.id.desc())
@@ -118,20 +130,27 @@ def list_calls(
         q = q.where(refused)
     elif config_refused is False:
         q = q.where(~refused)
+    if blocked is True:
+        q = q.where(was_blocked)
+    elif blocked is False:
+        q = q.where(~was_blocked)
     rows = [dict(r._mapping) for r in conn.execute(q)]
     for r in rows:
         r["config_refused"] = bool(r["config_refused"])
+        r["leaked_ms"] = _num(r["leaked_ms"]) or 0.0
     return rows
 
 
 # ---------------------------------------------------------------------------- one call
 def show_call(conn: Connection, call_id: str) -> dict[str, Any]:
-    """The call turn by turn, with what was heard, tool calls, decisions and disclosures in order."""
+    """The call turn by turn, with what was heard, tool calls, decisions, disclosures, call events and
+    gate actions in time order (``timeline``; gate actions are ``{"kind": "gate", "action": ...}``)."""
     call = conn.execute(select(calls_t).where(calls_t.c.id == call_id)).mappings().first()
     ending = conn.execute(select(endings_t).where(endings_t.c.call_id == call_id)).mappings().first()
     turns = [dict(r) for r in conn.execute(select(turns_t).where(turns_t.c.call_id == call_id).order_by(turns_t.c.seq)).mappings()]
     events = [dict(r) for r in conn.execute(select(events_t).where(events_t.c.call_id == call_id).order_by(events_t.c.seq)).mappings()]
-    if call is None and not turns and ending is None and not events:
+    gates = [dict(r) for r in conn.execute(select(gates_t).where(gates_t.c.call_id == call_id).order_by(gates_t.c.seq)).mappings()]
+    if call is None and not turns and ending is None and not events and not gates:
         raise UnknownCall(f"no call {call_id!r} in the audit database")
     heard = {
         r["seq"]: dict(r)
@@ -172,6 +191,8 @@ def show_call(conn: Connection, call_id: str) -> dict[str, Any]:
         # the event's own ``kind`` is ``code`` here: ``kind`` names the timeline entry
         timeline.append({"at_ms": ev["at_ms"], "order": 4, **_pick(
             ev, "seq", "source", "event_type", "param", "message", "client_event_id", "refused", "notice"), "kind": "event", "code": ev["kind"]})
+    for g in gates:
+        timeline.append({"at_ms": g["at_ms"], "order": 5, "kind": "gate", **_pick(g, *GATE_FIELDS)})
     timeline.sort(key=lambda e: (_sort_ms(e["at_ms"]), e["order"]))
     for e in timeline:
         del e["order"]
@@ -185,6 +206,9 @@ def show_call(conn: Connection, call_id: str) -> dict[str, Any]:
         "events": events,
         "errors": sum(1 for ev in events if not ev["notice"]),
         "config_refused": bool(config_refused),
+        "gate_actions": gates,
+        "blocked": sum(1 for g in gates if g["action"] == BLOCKED_ACTION),
+        "leaked_ms": sum(n for g in gates if (n := _num(g["leaked_ms"])) is not None and n == n),
         "timeline": timeline,
     }
 
@@ -227,6 +251,53 @@ def list_violations(conn: Connection, *, rule: str | None = None, since: float |
     if since is not None:
         q = q.where(calls_t.c.started_at >= since)
     return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def _gate_query(action: str | None, since: float | None, call_id: str | None) -> Any:
+    frm = gates_t.outerjoin(calls_t, calls_t.c.id == gates_t.c.call_id)
+    q = select(
+        gates_t.c.call_id, calls_t.c.started_at.label("call_started_at"), gates_t.c.at_ms,
+        *(gates_t.c[f] for f in GATE_FIELDS),
+    ).select_from(frm)
+    if action:
+        q = q.where(gates_t.c.action == action)
+    if since is not None:
+        q = q.where(calls_t.c.started_at >= since)
+    if call_id:
+        q = q.where(gates_t.c.call_id == call_id)
+    return q
+
+
+def list_gate_actions(
+    conn: Connection, *, action: str | None = None, since: float | None = None, call_id: str | None = None, limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Gate actions across calls, newest call first (a call whose ``calls`` row is missing last),
+    each call's actions in ``seq`` order; ``since`` is on the call's start."""
+    q = _gate_query(action, since, call_id).order_by(
+        calls_t.c.started_at.is_(None), calls_t.c.started_at.desc(), gates_t.c.call_id.desc(), gates_t.c.seq,
+    ).limit(limit)
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile (``p`` in 0..100) of ``values``; None if there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def gate_stats(conn: Connection, *, action: str | None = None, since: float | None = None, call_id: str | None = None) -> dict[str, Any]:
+    """p50/p99 (nearest rank) of ``held_ms`` and ``leaked_ms`` over *all* gate actions matching the
+    filters (not only the ones a ``limit`` lets :func:`list_gate_actions` list): ``{"held_ms":
+    {"n", "p50", "p99"} | None, "leaked_ms": ...}``, None when no matching action has the value."""
+    out: dict[str, Any] = {}
+    for col in ("held_ms", "leaked_ms"):
+        q = _gate_query(action, since, call_id).with_only_columns(gates_t.c[col]).where(gates_t.c[col].is_not(None))
+        values = [n for v in conn.execute(q).scalars() if (n := _num(v)) is not None and math.isfinite(n)]
+        out[col] = {"n": len(values), "p50": percentile(values, 50), "p99": percentile(values, 99)} if values else None
+    return out
 
 
 def search_text(conn: Connection, text: str, *, limit: int = 100) -> list[dict[str, Any]]:

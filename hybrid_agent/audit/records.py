@@ -235,6 +235,57 @@ class CallEventRecord:
         return self.source in REFUSED_SOURCES
 
 
+GateAction = Literal["speech_held", "speech_blocked", "fallback_spoken", "truncate_clamped", "truncate_refused",
+                     "tool_decided", "tool_run", "tool_late_result", "user_turn_gated", "escalated", "gate_failed"]
+
+GATE_ACTIONS: tuple[str, ...] = (
+    "speech_held", "speech_blocked", "fallback_spoken", "truncate_clamped", "truncate_refused",
+    "tool_decided", "tool_run", "tool_late_result", "user_turn_gated", "escalated", "gate_failed",
+)
+"""Every ``GateActionRecord.action`` (what each means: docs/audit.md, *What the gate did*)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GateActionRecord:
+    """What the enforcing middle layer (the gate) *did* in a call, as opposed to what a rule decided
+    (``PolicyDecisionRecord``): audio held or blocked, a fallback spoken, a truncate clamped or
+    refused, a tool call decided or run, a late tool result discarded, a user turn gated, an
+    escalation, a gate failure.
+
+    ``seq`` numbers the gate actions of a call (0, 1, ...).  ``mode`` is the gate mode in force
+    (``observe`` | ``monitor`` | ``hold``).  ``held_ms``: in hold mode, how long the answer's first
+    audio (or the audio concerned) was held; ``leaked_ms``: in monitor mode, the milliseconds of
+    violating audio that reached the caller (0 in hold mode).  Truncates: ``requested_ms`` is the
+    position the client asked for, ``audio_end_ms`` the one used (the clamped one).  Tool runs:
+    ``latency_ms`` and ``status`` (ok | error | timeout); decisions: ``status`` allow | deny |
+    confirm ...  ``text`` (the fallback utterance spoken, the blocked phrase) is redacted by the
+    writer like any other text unless ``redacted``; the short codes (``mode``, ``item_id``,
+    ``rule_id``, ``effect``, ``status``, ``tool``) are kept when they are plain identifiers.
+    """
+
+    call_id: str
+    seq: int                      # per call, 0, 1, ...
+    at_ms: float
+    action: GateAction
+    mode: str | None = None       # observe | monitor | hold (the gate mode in force)
+    item_id: str | None = None    # the assistant item / tool call concerned
+    rule_id: str | None = None
+    effect: str | None = None
+    held_ms: float | None = None  # hold mode: how long the first audio of the answer was held / audio held
+    leaked_ms: float | None = None  # monitor mode: ms of violating audio that reached the caller (0 in hold)
+    audio_end_ms: float | None = None  # truncates: the position used; clamped: the clamped one
+    requested_ms: float | None = None  # truncates: what the client asked for
+    latency_ms: float | None = None    # tool runs
+    status: str | None = None          # tool runs: ok | error | timeout; decisions: allow | deny | confirm ...
+    tool: str | None = None
+    text: str | None = None            # e.g. the fallback utterance spoken, or the blocked phrase's redacted text
+    redacted: bool = False
+
+    @property
+    def record_id(self) -> str:
+        return f"{self.call_id}/gate/{self.seq}"
+
+
 AuditRecord = Union[
     CallStarted,
     CallEnded,
@@ -245,4 +296,5 @@ AuditRecord = Union[
     PolicyDecisionRecord,
     DisclosureRecord,
     CallEventRecord,
+    GateActionRecord,
 ]

@@ -298,6 +298,7 @@ def write_batch(engine: Engine, items: Sequence[tuple[str, Row]]) -> int:
 _LAST_MS_COLUMNS = (
     ("turns", "started_ms"), ("turns", "ended_ms"), ("turn_interruptions", "at_ms"), ("tool_calls", "at_ms"),
     ("tool_results", "at_ms"), ("policy_decisions", "at_ms"), ("disclosures", "at_ms"), ("call_events", "at_ms"),
+    ("gate_actions", "at_ms"),
 )
 
 DEFAULT_INTERRUPTED_GRACE_S = 300.0
@@ -321,7 +322,7 @@ def close_interrupted_calls(
 
     A call is open when it has a ``calls`` row (a ``CallStarted``) and no ``call_endings`` row.
     Each one closed gets ``at_ms`` = its last recorded moment (the largest ``*_ms`` of its turns,
-    interruptions, tool calls and results, decisions, disclosures and call events; 0 if none).
+    interruptions, tool calls and results, decisions, disclosures, call events and gate actions; 0 if none).
     The endings go through the normal record path (``rows_from_records`` + :func:`append_rows`),
     so they are in the hash chain and ``audit verify`` covers them.  Everything (finding the
     open calls and appending) happens in one transaction under the chain lock, so two processes

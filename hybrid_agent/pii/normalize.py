@@ -209,20 +209,25 @@ def _num_flags(toks: list[_Tok], text: str) -> list[bool]:
                 nxt is not None and nxt.kind == "w" and nxt.low in PRONOUN_ONE_AFTER and not prev_num
             ):
                 flags[i] = False
-    changed = True
-    while changed and ambiguous:
-        changed = False
-        for i in list(ambiguous):
-            t = toks[i]
-            for j in (i - 1, i + 1):
-                if 0 <= j < n:
-                    o = toks[j]
-                    gap = text[min(o.end, t.end) : max(o.start, t.start)]
-                    if gap.strip() == "" and (o.kind == "d" or flags[j]):
-                        flags[i] = True
-                        ambiguous.remove(i)
-                        changed = True
-                        break
+    # An "oh" touching a number is a zero, and so is an "oh" touching such an "oh": spread from the
+    # ones that touch a number through chains of touching "oh"s (a worklist, linear; repeating
+    # passes until nothing changed took one pass per "oh" of "oh oh ... oh one": cubic)
+    def touching(i: int, j: int) -> bool:
+        t, o = toks[i], toks[j]
+        return text[min(o.end, t.end) : max(o.start, t.start)].strip() == ""
+
+    amb_set = set(ambiguous)
+    work = [i for i in ambiguous if any(
+        0 <= j < n and (toks[j].kind == "d" or flags[j]) and touching(i, j) for j in (i - 1, i + 1))]
+    for i in work:
+        flags[i] = True
+    while work:
+        i = work.pop()
+        for j in (i - 1, i + 1):
+            if j in amb_set and not flags[j] and touching(j, i):
+                flags[j] = True
+                work.append(j)
+    ambiguous = [i for i in ambiguous if not flags[i]]
     # a group of two or more "oh"s between pauses ("four, oh oh oh, three") is zeros when a
     # number stands on either side of it (across one punctuation mark)
     k = 0

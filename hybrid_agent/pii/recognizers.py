@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import phonenumbers
 from presidio_analyzer import EntityRecognizer, LocalRecognizer, Pattern, PatternRecognizer, RecognizerResult
@@ -128,9 +128,12 @@ _CORRECTION = re.compile(
 CORRECTION_REACH = 16  # words from the label to the correction marker
 # A label after its value, tied to it by a copula: "135 is the security code",
 # "10-16-1974 is my date of birth", "may second 1958, that's my date of birth".
+# (Written so that no two quantifiers can split one run of spaces between them: the former
+# "\s*(?:\s+is ...)" and "\s+(?:the|...)?\s*" tried every split of a long run: "5 is" and 64,000
+# spaces before a label took more than 9 s; the language matched is the same.)
 _LINK = re.compile(
-    r"[\s,;:-]*(?:(?:that|this|it|which)\s*(?:'s|\u2019s|\s+is|\s+was|\s+would\s+be|\s+should\s+be)|is|was|"
-    r"would\s+be|should\s+be|being)\s+(?:the|my|your|his|her|our|their|its|a)?\s*",
+    r"[\s,;:-]*(?:(?:that|this|it|which)(?:\s*['\u2019]s|\s+(?:is|was|would\s+be|should\s+be))|is|was|"
+    r"would\s+be|should\s+be|being)\s+(?:(?:the|my|your|his|her|our|their|its|a)\s*)?",
     re.IGNORECASE,
 )
 # Entity types that are only reported when their own label is the nearest one.
@@ -148,6 +151,32 @@ class _TextIndex:
     text: str
     word_starts: list[int]
     labels: list[tuple[int, int, str, bool]]  # (start, end, entity, virtual: from a correction)
+    # Lookup tables so that binding a candidate costs O(log labels), not a scan of the labels
+    # (a hostile text of thousands of "card 1234567" pairs made that scan quadratic):
+    starts: list[int] = field(default_factory=list)  # labels[i][0]
+    suffix_min_end: list[int] = field(default_factory=list)  # min(labels[j][1] for j >= i)
+    next_real: list[int] = field(default_factory=list)  # smallest j >= i with labels[j] not virtual, else len
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        self.starts = [lab[0] for lab in self.labels]
+        self.suffix_min_end = [0] * n
+        self.next_real = [n] * (n + 1)
+        low = 1 << 62
+        for i in range(n - 1, -1, -1):
+            low = min(low, self.labels[i][1])
+            self.suffix_min_end[i] = low
+            self.next_real[i] = i if not self.labels[i][3] else self.next_real[i + 1]
+
+    def last_ending_by(self, pos: int) -> int:
+        """Index of the last label (in list order) that ends at or before ``pos``, or -1."""
+        # suffix_min_end is non-decreasing; the last i with suffix_min_end[i] <= pos has labels[i][1] <= pos
+        return bisect.bisect_right(self.suffix_min_end, pos) - 1
+
+    def first_real_from(self, pos: int) -> int:
+        """Index of the first non-virtual label (in list order) starting at or after ``pos``, or -1."""
+        i = self.next_real[bisect.bisect_left(self.starts, pos)]
+        return i if i < len(self.labels) else -1
 
 
 _index_cache: list[_TextIndex] = []
@@ -166,11 +195,12 @@ def text_index(text: str) -> _TextIndex:
     ]
     if labels and _CORRECTION.search(text):
         virtual = []
+        ends = [lab[1] for lab in labels]  # increasing: finditer matches do not overlap
         for c in _CORRECTION.finditer(text):
-            before = [lab for lab in labels if lab[1] <= c.start()]
-            if not before or before[-1][2] == NEGATIVE:
+            b = bisect.bisect_right(ends, c.start()) - 1  # the last label ending before the marker
+            if b < 0 or labels[b][2] == NEGATIVE:
                 continue
-            ls, le, ent, _v = before[-1]
+            ls, le, ent, _v = labels[b]
             if bisect.bisect_left(ws, c.start()) - bisect.bisect_left(ws, le) > CORRECTION_REACH:
                 continue
             if any(ch.isdigit() for ch in text[le : c.start()]):  # a number was given, then corrected
@@ -189,24 +219,22 @@ def nearest_label(text: str, start: int, end: int, entity: str) -> tuple[str | N
     ws = idx.word_starts
     window = WINDOW_BEFORE.get(entity, DEFAULT_WINDOW_BEFORE)
     best: tuple[str | None, int] = (None, 1 << 30)
-    for _ls, le, ent, _v in reversed(idx.labels):
-        if le <= start:
-            dist = bisect.bisect_left(ws, start) - bisect.bisect_left(ws, le)
-            if dist <= window:
-                best = (ent, dist)
-            break
+    b = idx.last_ending_by(start)  # the last label (in list order) ending at or before the span
+    if b >= 0:
+        _ls, le, ent, _v = idx.labels[b]
+        dist = bisect.bisect_left(ws, start) - bisect.bisect_left(ws, le)
+        if dist <= window:
+            best = (ent, dist)
     after: tuple[str | None, int] = (None, -1)
-    for ls, _le, ent, virtual in idx.labels:
-        if ls >= end:
-            if virtual:
-                continue
-            link = _LINK.fullmatch(text, end, ls)
-            if link:  # "X is the security code": the value is named right after it; this wins
-                return ent, 0
-            dist = bisect.bisect_left(ws, ls) - bisect.bisect_left(ws, end)
-            if dist <= WINDOW_AFTER and ent not in (CARD_EXPIRY, CARD_CVV, DATE_OF_BIRTH, NEGATIVE):
-                after = (ent, dist)
-            break
+    a = idx.first_real_from(end)  # the first label from a correction marker does not count here
+    if a >= 0:
+        ls, _le, ent, _virtual = idx.labels[a]
+        link = _LINK.fullmatch(text, end, ls)
+        if link:  # "X is the security code": the value is named right after it; this wins
+            return ent, 0
+        dist = bisect.bisect_left(ws, ls) - bisect.bisect_left(ws, end)
+        if dist <= WINDOW_AFTER and ent not in (CARD_EXPIRY, CARD_CVV, DATE_OF_BIRTH, NEGATIVE):
+            after = (ent, dist)
     if best[0] is not None:
         return best
     return after
@@ -529,7 +557,9 @@ _NOT_ID_PREFIX = frozenset("ID IDS NO NUM MRN SSN DOB PIN IS IT OK MY THE AND OR
 class MemberIdRecognizer(_LabelledPattern):
     ENTITY = MEMBER_ID
     PATTERNS = [
-        Pattern("alnum id", r"\b(?=[A-Za-z0-9-]*\d)[A-Za-z]{1,4}-?\d{5,12}[A-Za-z]?\b", 0.3),
+        # (no "(?=[A-Za-z0-9-]*\d)" lookahead: the body needs 5 digits anyway, and the lookahead
+        # scanned the rest of a "1-1-1-..." run from every word boundary: quadratic)
+        Pattern("alnum id", r"\b[A-Za-z]{1,4}-?\d{5,12}[A-Za-z]?\b", 0.3),
         # a capital-letter prefix said or written apart from its digit groups: "XJH 449 210 773"
         Pattern("prefixed id", r"(?<![\w-])(?-i:[A-Z]{2,4})[ -]\d{2,6}(?:[ -]\d{2,6}){0,3}(?![\w-])", 0.3),
     ]

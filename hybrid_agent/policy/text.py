@@ -77,7 +77,10 @@ _SPOKEN_RUN = re.compile(
 )
 _SPOKEN_TOKEN = re.compile(r"double|triple|zero|oh|nought|one|two|three|four|five|six|seven|eight|nine", re.IGNORECASE)
 _SPACE = "\\s\u00a0\u2007\u2009\u200a\u202f\u205f\u3000"
-_SEP = rf"[{_SPACE}]*[/._\-\u2010-\u2015\u2212]?[{_SPACE}]*"
+# spaces, at most one separator mark, spaces: "[ ]*(?:[/.-][ ]*)?" rather than "[ ]*[/.-]?[ ]*", which
+# is the same language but, with no mark, tried every split of a run of spaces between its two
+# "[ ]*" ("1", 32,000 spaces, "x": 14 s)
+_SEP = rf"[{_SPACE}]*(?:[/._\-\u2010-\u2015\u2212][{_SPACE}]*)?"
 _GROUPS = re.compile(rf"\d+(?:{_SEP}\d+)+")
 _KEEP = re.compile(
     r"\d{1,2}([/.\-])\d{1,2}\1\d{2,4}"  # 29/11/2026, 29.11.26
