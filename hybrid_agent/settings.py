@@ -55,7 +55,9 @@ class Settings(BaseSettings):
 
     # policy gate
     policy_pack: Path | None = Field(default=None, description="Policy pack folder the bridge decides every call with.")
-    gate_mode: str = Field(default="observe", description="off | observe (record decisions) | monitor | hold")
+    gate_mode: str | None = Field(
+        default=None, description="off | observe (record decisions) | monitor | hold; default: the pack's gate.mode"
+    )
 
     # audit
     database_url: str = Field(
@@ -87,8 +89,8 @@ class Settings(BaseSettings):
 
     @field_validator("gate_mode")
     @classmethod
-    def _check_gate_mode(cls, value: str) -> str:
-        if value not in ("off", "observe", "monitor", "hold"):
+    def _check_gate_mode(cls, value: str | None) -> str | None:
+        if value is not None and value not in ("off", "observe", "monitor", "hold"):
             raise ValueError("must be off, observe, monitor or hold")
         return value
 

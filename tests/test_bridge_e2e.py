@@ -342,11 +342,12 @@ async def test_observe_gate_flags_a_balance_before_verification(tmp_path: Path) 
     assert blocked and all(d.is_violation for d in blocked)  # observe mode records it; it does not stop it yet
 
 
-def test_unimplemented_gate_mode_and_bad_pack_are_one_line_errors(tmp_path: Path) -> None:
+def test_bad_gate_mode_and_bad_pack_are_one_line_errors(tmp_path: Path) -> None:
     env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": "t", "HYBRID_AGENT_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
     exe = [sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0"]
-    run = subprocess.run([*exe, "--policy", str(BANKING_PACK), "--gate", "hold"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 2 and "not implemented yet" in run.stderr and "Traceback" not in run.stderr
+    run = subprocess.run([*exe, "--policy", str(BANKING_PACK), "--gate", "block-everything"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--gate" in run.stderr and "Traceback" not in run.stderr
     bad = tmp_path / "pack"
     (bad / "rules").mkdir(parents=True)
     (bad / "pack.yaml").write_text("name: bad\ndescription: d\nversion: '1'\n")

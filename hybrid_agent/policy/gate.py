@@ -9,6 +9,7 @@ records it.  So the audio path never waits for either.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 from collections import Counter
@@ -17,13 +18,17 @@ from typing import Any
 
 from hybrid_agent.policy.engine import Decision, Pack
 from hybrid_agent.policy.schema import PolicyInput
+from hybrid_agent.policy.speech import BLOCKING_EFFECTS, SpeechCheck, SpeechVerdict, approvable_end
 
 GATE_MODES = ("off", "observe", "monitor", "hold")
 #: long texts are scanned for PII in windows of this many characters, overlapping by SCAN_OVERLAP
 SCAN_WINDOW = 2000
 SCAN_OVERLAP = 200
-#: modes this version enforces; monitor and hold (cancel / hold assistant audio) come next
-IMPLEMENTED_GATE_MODES = ("off", "observe")
+#: a speech check re-scans this many characters before what it already approved
+SPEECH_LOOKBACK = 320
+SPEECH_WORKERS = 2
+#: modes this version enforces (monitor and hold gate the assistant's speech)
+IMPLEMENTED_GATE_MODES = ("off", "observe", "monitor", "hold")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,20 @@ class PolicyGate:
     def __init__(self, pack: Pack, analyzer: Any = None) -> None:
         self.pack = pack
         self._analyzer = analyzer
+        self._speech_executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    @property
+    def speech_executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        """Workers for speech checks only: a held answer's release must not queue behind another
+        caller's huge typed text or tool output on the general gate workers."""
+        if self._speech_executor is None:
+            self._speech_executor = concurrent.futures.ThreadPoolExecutor(SPEECH_WORKERS, thread_name_prefix="speech-gate")
+        return self._speech_executor
+
+    def close(self) -> None:
+        if self._speech_executor is not None:
+            self._speech_executor.shutdown(wait=True)
+            self._speech_executor = None
 
     @property
     def analyzer(self) -> Any:
@@ -89,6 +108,30 @@ class PolicyGate:
             inp = inp.model_copy(update={"pii": pii})
         decision = self.pack.evaluate(inp)
         return PolicyOutcome(check, decision, pii, input_digest(inp), self._findings(decision))
+
+    def decide_speech(self, check: SpeechCheck) -> SpeechVerdict:
+        """How much of an answer may be spoken: whole sentences the PII gate has settled, if the
+        pack's ``assistant_text`` rules allow everything up to there.  Thread-safe, no I/O."""
+        from hybrid_agent.pii.streaming import unsettled_tail
+
+        text = check.text
+        lower = max(0, check.approved - SPEECH_LOOKBACK)
+        settled = len(text) if check.final else unsettled_tail(text, lower)
+        cut = approvable_end(text, check.final, settled)
+        if cut <= check.approved and not check.final:
+            return SpeechVerdict(check, check.approved)
+        # the new part, with enough before it that a number or label split across checks is whole
+        while lower > 0 and not text[lower - 1].isspace():
+            lower -= 1
+        pii = dict(Counter(e.type for e in self._scan(text[lower:cut])))
+        decision = self.pack.evaluate(check.input.model_copy(update={"text": text[:cut], "pii": pii}))
+        if decision.effect in BLOCKING_EFFECTS:
+            return SpeechVerdict(
+                check, check.approved, rule_id=decision.rule_id, effect=decision.effect,
+                utterance=decision.utterances[0] if decision.utterances else None,
+                message=decision.messages[0] if decision.messages else None,
+            )
+        return SpeechVerdict(check, cut)
 
     def _scan(self, text: str) -> list[Any]:
         """PII entities in ``text``; long texts in overlapping windows, so the cost stays linear.

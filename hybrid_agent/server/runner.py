@@ -35,7 +35,7 @@ def load_policy_gate(settings: Settings) -> PolicyGate | None:
     """The policy gate for ``settings`` (``None`` without a pack or with gate mode off)."""
     if settings.policy_pack is None or settings.gate_mode == "off":
         return None
-    if settings.gate_mode not in IMPLEMENTED_GATE_MODES:
+    if settings.gate_mode is not None and settings.gate_mode not in IMPLEMENTED_GATE_MODES:
         raise GateUnavailable(
             f"gate mode {settings.gate_mode!r} is not implemented yet: this version decides and records "
             "every turn and tool call without blocking (use --gate observe)"
@@ -143,6 +143,8 @@ class BridgeServer:
         await self.connector.stop()
         if self._gate_executor is not None:
             await asyncio.to_thread(self._gate_executor.shutdown, True)  # never block the event loop
+        if self.policy_gate is not None:
+            await asyncio.to_thread(self.policy_gate.close)
         if self._sock is not None:
             self._sock.close()
         if self._owned_writer is not None:

@@ -70,6 +70,14 @@ class CheckPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckSpeech:
+    """Decide whether this much of an assistant answer may be spoken (``PolicyGate.decide_speech``,
+    off the event loop) and feed the verdict back with ``CallSession.feed_speech_verdict``."""
+
+    check: Any  # session.speech_gate.SpeechCheck (typed there: actions must not import the gate)
+
+
+@dataclass(frozen=True, slots=True)
 class ReconnectUpstream:
     """The model's socket dropped mid-call: open a new one, then call
     ``CallSession.upstream_reconnected`` (or ``upstream_reconnect_failed``)."""
@@ -78,4 +86,6 @@ class ReconnectUpstream:
     reason: str = ""
 
 
-Action = Union[SendClient, SendUpstream, CloseClient, CloseUpstream, Audit, StartTimer, CheckPolicy, ReconnectUpstream]
+Action = Union[
+    SendClient, SendUpstream, CloseClient, CloseUpstream, Audit, StartTimer, CheckPolicy, CheckSpeech, ReconnectUpstream
+]

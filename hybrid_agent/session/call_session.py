@@ -45,6 +45,8 @@ from hybrid_agent.session.actions import (
 )
 from hybrid_agent.session.call_events import CallEventLog
 from hybrid_agent.session.disclosures import DisclosureTracker
+from hybrid_agent.policy.speech import SpeechCheck, SpeechVerdict
+from hybrid_agent.session.speech_gate import SpeechGate
 from hybrid_agent.session.replay import REPLAY_ITEM_PREFIX, ConversationLog, ReconnectQueue
 from hybrid_agent.session.client_config import ClientSessionConfig, describe_session
 from hybrid_agent.session.turns import (
@@ -58,7 +60,8 @@ from hybrid_agent.session.turns import (
 @dataclass(frozen=True, slots=True)
 class GateConfig:
     """The policy pack a call runs under.  ``observe``: every turn, tool call and tool result is
-    decided and recorded, nothing is blocked (enforcing modes come next)."""
+    decided and recorded, nothing is blocked; ``monitor`` and ``hold`` also gate the assistant's
+    speech (``session.speech_gate``)."""
 
     pack: str
     version: str
@@ -67,6 +70,9 @@ class GateConfig:
     disclosures: Mapping[str, str] = field(default_factory=dict)  # id -> script to speak
     tools: Mapping[str, Any] | None = None  # the pack's tool declarations (ToolSpec); None: conventional defaults
     on_error: str = "deny"  # the pack's fail-closed effect, recorded when a check cannot be decided
+    fallback_utterance: str = "I'm sorry, I can't help with that. Is there anything else?"
+    check_timeout_ms: float = 1500.0  # a speech check not decided by then is a gate failure
+    speech_fail_open: bool = False  # the pack's gate.on_failure.assistant_text is "open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +137,22 @@ class CallSession:
         self._checks = 0
         self._decisions = 0
         self.disclosures = DisclosureTracker(config.call_id, self.policy) if self.policy is not None else None
+        self._gate_seq = 0
+        self.speech: SpeechGate | None = None
+        if self.policy is not None and gate is not None and gate.mode in ("monitor", "hold"):
+            policy = self.policy
+            self.speech = SpeechGate(
+                config.call_id,
+                gate.mode,  # type: ignore[arg-type]
+                output_format=lambda: self.output_format,
+                rate=lambda: max([DEFAULT_CHARS_PER_MS, *self._rates[-20:]]),
+                policy_input=lambda now_ms: policy.turn("assistant", "", self._rel(now_ms)),
+                fallback_utterance=gate.fallback_utterance,
+                check_timeout_ms=gate.check_timeout_ms,
+                fail_open=gate.speech_fail_open,
+                next_seq=self._next_gate_seq,
+                rel=self._rel,
+            )
         self._own_updates = 0  # session.update events the bridge sent whose answer the caller must not see
         self._rates: list[float] = []  # speaking rates of finished answers (chars per ms of audio)
         self.malformed_upstream: list[str] = []  # upstream events whose fields could not be used (relayed anyway)
@@ -282,8 +304,26 @@ class CallSession:
         return out
 
     def timer_fired(self, name: str, now_ms: float) -> list[Action]:
-        """A ``StartTimer`` ran out.  No timers are armed by the pass-through core; gates add theirs."""
+        """A ``StartTimer`` ran out (the speech gate's check deadlines)."""
+        if self.speech is not None and not self.closed:
+            return self.speech.timer_fired(name, now_ms) or []
         return []
+
+    def feed_speech_verdict(self, verdict: SpeechVerdict, now_ms: float) -> list[Action]:
+        """The gate worker decided a ``CheckSpeech``."""
+        if self.speech is None or self.closed:
+            return []
+        return self.speech.verdict(verdict, now_ms)
+
+    def feed_speech_failure(self, check: SpeechCheck, reason: str, now_ms: float) -> list[Action]:
+        """A ``CheckSpeech`` raised: the gate fails closed unless the pack says open."""
+        if self.speech is None or self.closed:
+            return []
+        return self.speech.failed(check, reason, now_ms)
+
+    def _next_gate_seq(self) -> int:
+        self._gate_seq += 1
+        return self._gate_seq - 1
 
     # ------------------------------------------------------------------ caller side
     def receive_client_frame(self, data: str | bytes, now_ms: float) -> list[Action]:
@@ -447,7 +487,16 @@ class CallSession:
                 # relay it (the caller may understand it); only the bridge's tracking skips it
                 self.malformed_upstream.append(f"{event['type']}: {type(exc).__name__}: {exc}")
                 out = [a for a in out if not isinstance(a, Audit)]
-        if not self._answers_own_update(event):
+        gated: list[Action] | None = None
+        if self.speech is not None:
+            try:
+                gated = self.speech.on_upstream(event, raw, now_ms)
+            except _UPSTREAM_FIELD_ERRORS as exc:  # the gate cannot place it: it does not reach the caller
+                self.malformed_upstream.append(f"speech gate: {event['type']}: {type(exc).__name__}: {exc}")
+                gated = []
+        if gated is not None:
+            out[:0] = gated
+        elif not self._answers_own_update(event):
             out.insert(0, SendClient(event, raw))
             if event["type"] == "session.updated":
                 self._audit_event(out, "bridge", "session_configured", self._rel(now_ms), redacted=True,
@@ -483,7 +532,8 @@ class CallSession:
             if caused_by == BRIDGE_UPDATE_EVENT_ID or caused_by.startswith("event_bridge_replay_session"):
                 self._own_updates = max(0, self._own_updates - 1)
                 return True
-            return False
+            # the bridge's own cancels, truncates and fallback requests: its business (audited above)
+            return caused_by.startswith("event_bridge_")
         if self._own_updates <= 0:
             return False
         if event["type"] == "session.updated":

@@ -121,6 +121,17 @@ class _ClientError(Exception):
         self.param = param
 
 
+#: response.create instructions the simulated model repeats word for word (the bridge's fallback utterances)
+SAY_EXACTLY = "Say exactly this, word for word, and nothing else: "
+
+
+def _verbatim(params: dict[str, Any] | None) -> str | None:
+    instructions = (params or {}).get("instructions")
+    if isinstance(instructions, str) and instructions.startswith(SAY_EXACTLY):
+        return instructions[len(SAY_EXACTLY):].strip() or None
+    return None
+
+
 def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in update.items():
@@ -720,7 +731,11 @@ class SimSession:
                 return  # VAD turn while a response runs without interrupt_response: no new response
             if prev.task is not None:
                 await asyncio.gather(prev.task, return_exceptions=True)
-        kind, what, turn = self._plan()
+        verbatim = _verbatim(params)
+        if verbatim is not None:  # the model follows a "say exactly" instruction, as the real one does
+            kind, what, turn = "message", verbatim, self.turn_idx
+        else:
+            kind, what, turn = self._plan()
         if kind == "tools":
             self._mark(self.tools_emitted, turn)
         mods = (params or {}).get("output_modalities") or self.session["output_modalities"]

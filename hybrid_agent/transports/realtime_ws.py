@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from hybrid_agent.audit.sink import AuditSink
 from hybrid_agent.policy.gate import PolicyCheck, PolicyGate
+from hybrid_agent.policy.speech import SpeechCheck
 from hybrid_agent.protocol.events import error_event
 from hybrid_agent.session import (
     Action,
@@ -27,6 +28,7 @@ from hybrid_agent.session import (
     CallConfig,
     CallSession,
     CheckPolicy,
+    CheckSpeech,
     ReconnectUpstream,
     CloseClient,
     CloseUpstream,
@@ -75,6 +77,7 @@ class CallRunner:
         self.upstream_open = True
         self.done = asyncio.Event()
         self._timers: set[asyncio.Task[None]] = set()
+        self._send_lock = asyncio.Lock()
 
     async def execute(self, actions: list[Action]) -> None:
         # audit records first: enqueueing never blocks, and a send that is cancelled mid-call
@@ -82,39 +85,46 @@ class CallRunner:
         for action in actions:
             if isinstance(action, Audit):
                 self.audit.enqueue(action.record)
-        for action in actions:
-            if isinstance(action, SendClient):
-                if self.client_open:
-                    try:
-                        await self.client.send_text(action.text())
-                    except (WebSocketDisconnect, RuntimeError, ConnectionClosed):
+        # one call's sends go out in the order the session produced them: a verdict releasing held
+        # audio and the upstream pump must not interleave their chunks
+        async with self._send_lock:
+            for action in actions:
+                if isinstance(action, SendClient):
+                    if self.client_open:
+                        try:
+                            await self.client.send_text(action.text())
+                        except (WebSocketDisconnect, RuntimeError, ConnectionClosed):
+                            self.client_open = False
+                elif isinstance(action, SendUpstream):
+                    if self.upstream_open:
+                        try:
+                            await self.upstream.send_raw(action.text())  # type: ignore[attr-defined]
+                        except ConnectionClosed:
+                            self.upstream_open = False
+                elif isinstance(action, CloseClient):
+                    if self.client_open:
                         self.client_open = False
-            elif isinstance(action, SendUpstream):
-                if self.upstream_open:
-                    try:
-                        await self.upstream.send_raw(action.text())  # type: ignore[attr-defined]
-                    except ConnectionClosed:
+                        with contextlib.suppress(Exception):
+                            await self.client.close(action.code, action.reason)
+                    self.done.set()
+                elif isinstance(action, CloseUpstream):
+                    if self.upstream_open:
                         self.upstream_open = False
-            elif isinstance(action, CloseClient):
-                if self.client_open:
-                    self.client_open = False
-                    with contextlib.suppress(Exception):
-                        await self.client.close(action.code, action.reason)
-                self.done.set()
-            elif isinstance(action, CloseUpstream):
-                if self.upstream_open:
-                    self.upstream_open = False
-                    with contextlib.suppress(Exception):
-                        await self.upstream.close(code=action.code, reason=action.reason)  # type: ignore[attr-defined]
-                self.done.set()
-            elif isinstance(action, CheckPolicy):
-                task = asyncio.create_task(self._decide(action.check))
-                self._checks.add(task)
-                task.add_done_callback(self._checks.discard)
-            elif isinstance(action, StartTimer):
-                task = asyncio.create_task(self._timer(action))
-                self._timers.add(task)
-                task.add_done_callback(self._timers.discard)
+                        with contextlib.suppress(Exception):
+                            await self.upstream.close(code=action.code, reason=action.reason)  # type: ignore[attr-defined]
+                    self.done.set()
+                elif isinstance(action, CheckPolicy):
+                    task = asyncio.create_task(self._decide(action.check))
+                    self._checks.add(task)
+                    task.add_done_callback(self._checks.discard)
+                elif isinstance(action, CheckSpeech):
+                    task = asyncio.create_task(self._decide_speech(action.check))
+                    self._checks.add(task)
+                    task.add_done_callback(self._checks.discard)
+                elif isinstance(action, StartTimer):
+                    task = asyncio.create_task(self._timer(action))
+                    self._timers.add(task)
+                    task.add_done_callback(self._timers.discard)
 
     async def _decide(self, check: PolicyCheck) -> None:
         """PII analysis and policy evaluation run on the gate's worker thread, never on the event loop."""
@@ -128,6 +138,18 @@ class CallRunner:
             await self.execute(self.session.feed_policy_failure(check, f"{type(exc).__name__}: {exc}", _now_ms()))
             return
         await self.execute(self.session.feed_policy_outcome(outcome, _now_ms()))
+
+    async def _decide_speech(self, check: SpeechCheck) -> None:
+        """Hold and monitor modes: may this much of the answer be spoken?  Decided on a gate worker."""
+        if self.policy_gate is None:
+            return
+        try:
+            verdict = await asyncio.get_running_loop().run_in_executor(self.policy_gate.speech_executor, self.policy_gate.decide_speech, check)
+        except Exception as exc:
+            log.exception("call %s: speech check %s failed", self.session.call_id, check.check_id)
+            await self.execute(self.session.feed_speech_failure(check, type(exc).__name__, _now_ms()))
+            return
+        await self.execute(self.session.feed_speech_verdict(verdict, _now_ms()))
 
     async def _timer(self, action: StartTimer) -> None:
         await asyncio.sleep(action.delay_ms / 1000.0)
@@ -207,18 +229,23 @@ class CallRunner:
                 await asyncio.wait(list(self._checks), timeout=10)
 
 
-def gate_config(policy_gate: PolicyGate | None, mode: str) -> GateConfig | None:
+def gate_config(policy_gate: PolicyGate | None, mode: str | None) -> GateConfig | None:
+    """The call's gate: the pack's ``gate:`` section, its mode overridden by ``serve --gate``."""
     if policy_gate is None:
         return None
     pack = policy_gate.pack
+    gate = pack.manifest.gate
     return GateConfig(
         pack=pack.name,
         version=pack.version,
-        mode=mode,
+        mode=mode or str(getattr(gate.mode, "value", gate.mode)),
         history_turns=pack.manifest.history_turns,
         disclosures=dict(pack.manifest.disclosures),
         tools=dict(pack.manifest.tools),
         on_error=str(pack.manifest.on_error),
+        fallback_utterance=gate.fallback_utterance,
+        check_timeout_ms=float(gate.check_timeout_ms),
+        speech_fail_open=gate.on_failure.for_stage("assistant_text") == "open",
     )
 
 

@@ -1,0 +1,222 @@
+"""The assistant speech gate, sans-I/O: hold never sends audio covering a blocked phrase; monitor
+blocks and counts what leaked; both cancel, truncate, cut the transcript and ask for the fallback."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from hybrid_agent.audit.records import GateActionRecord
+from hybrid_agent.policy import load_pack
+from hybrid_agent.policy.gate import PolicyGate
+from hybrid_agent.policy.speech import SpeechVerdict, approvable_end
+from hybrid_agent.session import Audit, CallConfig, CallSession, CheckSpeech, GateConfig, SendClient, SendUpstream, StartTimer
+from hybrid_agent.session.speech_gate import SAY_EXACTLY
+
+ROOT = Path(__file__).resolve().parents[1]
+CARD = "4111 1111 1111 1111"
+SAFE = "Hello there, thanks for calling. "
+BLOCKED = f"Your card number is {CARD}. "
+TAIL = "Anything else?"
+TRUE_RATE = 0.014  # chars per ms of the synthetic speech below
+
+
+@pytest.fixture(scope="module")
+def gate() -> PolicyGate:
+    return PolicyGate(load_pack(ROOT / "policies" / "retail-banking"))
+
+
+def session(gate: PolicyGate, mode: str) -> CallSession:
+    pack = gate.pack
+    cfg = GateConfig(pack.name, pack.version, mode, pack.manifest.history_turns, dict(pack.manifest.disclosures),
+                     tools=dict(pack.manifest.tools), fallback_utterance="Sorry, I can't say that.")
+    s = CallSession(CallConfig(call_id="call_sg", gate=cfg, transcription_model=None))
+    s.start(0.0, 1.0)
+    return s
+
+
+class Driver:
+    """Plays an answer's events into the session the way the service sends them (transcript ahead
+    of audio) and decides every speech check with the real gate, like the adapter."""
+
+    def __init__(self, s: CallSession, gate: PolicyGate) -> None:
+        self.s, self.gate = s, gate
+        self.sent: list[dict] = []
+        self.upstream: list[dict] = []
+        self.records: list = []
+        self.timers: list[str] = []
+        self.now = 0.0
+
+    def run(self, actions: list) -> None:
+        queue = list(actions)
+        while queue:
+            a = queue.pop(0)
+            if isinstance(a, SendClient):
+                self.sent.append(a.event if a.event is not None else json.loads(a.raw))
+            elif isinstance(a, SendUpstream):
+                self.upstream.append(a.event if a.event is not None else json.loads(a.raw))
+            elif isinstance(a, Audit):
+                self.records.append(a.record)
+            elif isinstance(a, StartTimer):
+                self.timers.append(a.name)
+            elif isinstance(a, CheckSpeech):
+                queue.extend(self.s.feed_speech_verdict(self.gate.decide_speech(a.check), self.now))
+
+    def up(self, event: dict) -> None:
+        self.now += 5
+        raw = json.dumps({"event_id": "e", **event})
+        self.run(self.s.receive_upstream_frame(raw, self.now))
+
+    def answer(self, text: str, rid: str = "resp_1", item: str = "item_a", decide_late: bool = False) -> None:
+        self.up({"type": "response.created", "response": {"id": rid, "object": "realtime.response", "status": "in_progress", "output": []}})
+        self.up({"type": "response.output_item.added", "response_id": rid, "output_index": 0,
+                 "item": {"id": item, "type": "message", "role": "assistant", "status": "in_progress", "content": []}})
+        words = text.split(" ")
+        ids = {"response_id": rid, "item_id": item, "output_index": 0, "content_index": 0}
+        # the transcript runs ahead of the audio: each word's text arrives 3 words before its audio
+        pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+        audio_pos = 0
+        for i, piece in enumerate(pieces + [""] * 3):
+            if i < len(pieces):
+                self.up({"type": "response.output_audio_transcript.delta", **ids, "delta": piece})
+            j = i - 3
+            if 0 <= j < len(pieces):
+                ms = len(pieces[j]) / TRUE_RATE
+                n = int(ms * 48) // 2 * 2
+                self.up({"type": "response.output_audio.delta", **ids, "delta": base64.b64encode(b"\x00" * n).decode()})
+                audio_pos += n
+        self.up({"type": "response.output_audio.done", **ids})
+        self.up({"type": "response.output_audio_transcript.done", **ids, "transcript": text})
+        self.up({"type": "response.output_item.done", "response_id": rid, "output_index": 0,
+                 "item": {"id": item, "type": "message", "role": "assistant", "status": "completed",
+                          "content": [{"type": "output_audio", "transcript": text}]}})
+        self.up({"type": "response.done", "response": {"id": rid, "object": "realtime.response", "status": "completed",
+                                                        "output": [{"id": item, "type": "message", "role": "assistant",
+                                                                    "content": [{"type": "output_audio", "transcript": text}]}]}})
+
+    def audio_ms_sent(self, item: str = "item_a") -> float:
+        return sum(len(base64.b64decode(e["delta"])) / 48 for e in self.sent
+                   if e["type"] == "response.output_audio.delta" and e.get("item_id") == item)
+
+    def text_sent(self, item: str = "item_a") -> str:
+        return "".join(e["delta"] for e in self.sent if e["type"] == "response.output_audio_transcript.delta" and e.get("item_id") == item)
+
+    def gate_actions(self, action: str) -> list[GateActionRecord]:
+        return [r for r in self.records if isinstance(r, GateActionRecord) and r.action == action]
+
+
+def test_sentence_boundaries() -> None:
+    assert approvable_end("Hello there. Your card", False, 22) == len("Hello there.")
+    assert approvable_end("Hello there, your card", False, 22) == len("Hello there,")
+    assert approvable_end("Hello there", False, 11) == 0
+    assert approvable_end("Hello there", True, 11) == 11
+    assert approvable_end("It costs 3.5 pounds", False, 19) == 0  # a decimal point is not a phrase end
+
+
+def test_hold_releases_a_clean_answer_whole_and_in_order(gate: PolicyGate) -> None:
+    d = Driver(session(gate, "hold"), gate)
+    text = "Your balance is fine. Is there anything else I can help you with today?"
+    d.answer(text)
+    assert d.text_sent() == text
+    assert d.audio_ms_sent() == pytest.approx(len(text) / TRUE_RATE, rel=0.05)
+    kinds = [e["type"] for e in d.sent]
+    assert kinds.index("response.output_audio_transcript.done") > max(i for i, k in enumerate(kinds) if k.endswith("audio.delta"))
+    assert kinds[-1] == "response.done"
+    [held] = d.gate_actions("speech_held")
+    assert held.leaked_ms == 0 and held.held_ms is not None and held.held_ms >= 0
+    assert not d.gate_actions("speech_blocked")
+
+
+def test_hold_never_sends_audio_covering_a_blocked_phrase(gate: PolicyGate) -> None:
+    d = Driver(session(gate, "hold"), gate)
+    d.answer(SAFE + BLOCKED + TAIL)
+    blocked_starts_ms = len(SAFE) / TRUE_RATE  # where the card sentence's audio begins
+    assert d.audio_ms_sent() <= blocked_starts_ms
+    assert CARD not in d.text_sent() and "4111" not in json.dumps(d.sent)  # not in any event the caller got
+    [blocked] = d.gate_actions("speech_blocked")
+    assert blocked.rule_id.startswith("banking.speech.card") and blocked.leaked_ms == 0 and blocked.mode == "hold"
+    # cancelled (the answer was over upstream already, so only the truncate), truncated at what was sent
+    [trunc] = [e for e in d.upstream if e["type"] == "conversation.item.truncate"]
+    assert trunc["audio_end_ms"] == int(d.audio_ms_sent())
+    # the done events carry the cut transcript; then the fallback is asked for
+    done = [e for e in d.sent if e["type"] == "response.output_audio_transcript.done"][0]
+    assert done["transcript"] == d.text_sent() and CARD not in done["transcript"]
+    [fallback] = [e for e in d.upstream if e["type"] == "response.create"]
+    assert fallback["response"]["instructions"].startswith(SAY_EXACTLY) and "card" in fallback["response"]["instructions"]
+    assert d.gate_actions("fallback_spoken")
+
+
+def test_hold_block_mid_stream_cancels_the_response(gate: PolicyGate) -> None:
+    d = Driver(session(gate, "hold"), gate)
+    d.up({"type": "response.created", "response": {"id": "r", "object": "realtime.response", "status": "in_progress", "output": []}})
+    d.up({"type": "response.output_item.added", "response_id": "r", "output_index": 0,
+          "item": {"id": "item_a", "type": "message", "role": "assistant", "content": []}})
+    ids = {"response_id": "r", "item_id": "item_a", "output_index": 0, "content_index": 0}
+    d.up({"type": "response.output_audio_transcript.delta", **ids, "delta": SAFE + BLOCKED})
+    d.up({"type": "response.output_audio.delta", **ids, "delta": base64.b64encode(b"\x00" * 48 * 400).decode()})
+    assert not d.upstream  # the number may still go on: the card sentence is not decided yet, and not released
+    d.up({"type": "response.output_audio_transcript.delta", **ids, "delta": TAIL})
+    assert [e["type"] for e in d.upstream][:1] == ["response.cancel"]
+    assert d.audio_ms_sent() <= len(SAFE) / TRUE_RATE
+    # the cancelled response.done reaches the caller, then the fallback is asked for
+    d.up({"type": "response.done", "response": {"id": "r", "object": "realtime.response", "status": "cancelled", "output": []}})
+    assert d.sent[-1]["type"] == "response.done" and d.upstream[-1]["type"] == "response.create"
+
+
+def test_monitor_lets_audio_flow_and_records_the_leak(gate: PolicyGate) -> None:
+    d = Driver(session(gate, "monitor"), gate)
+    d.answer(SAFE + BLOCKED + TAIL)
+    [blocked] = d.gate_actions("speech_blocked")
+    assert blocked.mode == "monitor" and blocked.leaked_ms is not None and blocked.leaked_ms > 0
+    # monitor mode: the caller got audio past the start of the card sentence (that is what leaked)
+    assert d.audio_ms_sent() > len(SAFE) / TRUE_RATE
+    assert [e for e in d.upstream if e["type"] == "response.create"]  # fallback still spoken
+
+
+def test_a_check_that_fails_closes_the_gate(gate: PolicyGate) -> None:
+    s = session(gate, "hold")
+    d = Driver(s, gate)
+
+    class Broken(PolicyGate):
+        def decide_speech(self, check):  # type: ignore[no-untyped-def]
+            raise RuntimeError("boom")
+
+    d.up({"type": "response.created", "response": {"id": "r", "object": "realtime.response", "status": "in_progress", "output": []}})
+    d.up({"type": "response.output_item.added", "response_id": "r", "output_index": 0,
+          "item": {"id": "item_a", "type": "message", "role": "assistant", "content": []}})
+    ids = {"response_id": "r", "item_id": "item_a", "output_index": 0, "content_index": 0}
+    actions = s.receive_upstream_frame(json.dumps({"type": "response.output_audio_transcript.delta", "event_id": "e", **ids,
+                                                   "delta": "Perfectly fine words. "}), 10)
+    [check] = [a.check for a in actions if isinstance(a, CheckSpeech)]
+    try:
+        Broken(gate.pack).decide_speech(check)
+    except RuntimeError:
+        d.run(s.feed_speech_failure(check, "RuntimeError", 20))
+    assert d.gate_actions("gate_failed")[0].status == "closed"
+    assert d.gate_actions("speech_blocked") and d.text_sent() == ""
+
+
+def test_a_check_that_times_out_closes_the_gate(gate: PolicyGate) -> None:
+    s = session(gate, "hold")
+    d = Driver(s, gate)
+    d.up({"type": "response.output_item.added", "response_id": "r", "output_index": 0,
+          "item": {"id": "item_a", "type": "message", "role": "assistant", "content": []}})
+    actions = s.receive_upstream_frame(json.dumps({"type": "response.output_audio_transcript.delta", "event_id": "e",
+                                                   "response_id": "r", "item_id": "item_a", "output_index": 0, "content_index": 0,
+                                                   "delta": "Fine. "}), 10)
+    [timer] = [a for a in actions if isinstance(a, StartTimer)]
+    d.run(s.timer_fired(timer.name, 2000))
+    assert d.gate_actions("speech_blocked")
+    [check] = [a.check for a in actions if isinstance(a, CheckSpeech)]
+    assert s.feed_speech_verdict(SpeechVerdict(check, len(check.text)), 2100) == []  # the late verdict changes nothing
+
+
+def test_observe_mode_has_no_speech_gate(gate: PolicyGate) -> None:
+    s = session(gate, "observe")
+    assert s.speech is None
+    d = Driver(s, gate)
+    d.answer(SAFE + BLOCKED)
+    assert CARD in d.text_sent()  # observe records, never blocks
