@@ -321,3 +321,23 @@ def test_many_large_session_updates_keep_the_bridge_memory_bounded(tmp_path: Pat
         server.terminate()
         server.wait(20)
     assert after - before < 120, f"bridge RSS grew {after - before:.0f} MB over 200 updates of 0.9 MiB"
+
+
+async def test_truncate_beyond_the_audio_sent_is_clamped_not_refused() -> None:
+    """openai-agents#2009 / pipecat#3677 through the socket: the service would answer with an error."""
+    audit = MemoryAuditSink()
+    async with BridgeServer(bridge_settings(), audit=audit) as bridge:
+        async with ws_connect(f"{bridge.ws_base_url}/realtime?model=gpt-realtime", additional_headers=AUTH) as ws:
+            events = await spoken_turn(ws)
+            item = next(e["item"]["id"] for e in events if e["type"] == "response.output_item.added")
+            sent_ms = sum(len(base64.b64decode(e["delta"])) / 48 for e in events if e["type"] == "response.output_audio.delta")
+            await ws.send(json.dumps({"type": "conversation.item.truncate", "item_id": item, "content_index": 0,
+                                      "audio_end_ms": int(sent_ms) + 60_000}))
+            seen = await recv_until(ws, "conversation.item.truncated")
+            assert not [e for e in seen if e["type"] == "error"]
+            assert seen[-1]["audio_end_ms"] == int(sent_ms)
+    await asyncio.sleep(0.1)
+    from hybrid_agent.audit.records import GateActionRecord
+
+    [clamped] = [r for r in audit.records if isinstance(r, GateActionRecord)]
+    assert clamped.action == "truncate_clamped" and clamped.requested_ms == int(sent_ms) + 60_000

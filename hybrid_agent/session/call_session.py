@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hybrid_agent.audit.records import (
+    GateActionRecord,
     CallEnded,
     CallStarted,
     PolicyDecisionRecord,
@@ -388,6 +389,8 @@ class CallSession:
                     param="audio", event_id=event.get("event_id"), event_type=kind,
                 )
             self.input_audio_ms += duration_ms(n, self.input_format)
+        elif kind == "conversation.item.truncate":
+            return self._valid_truncate(event, raw, now_ms)
         elif kind == "conversation.item.create":
             item = event["item"]
             if item.get("type") == "function_call_output":
@@ -415,6 +418,37 @@ class CallSession:
             if item.get("type") == "message" and item.get("role") == "user":
                 return [SendUpstream(event, raw), *self._record_client_text(item, now_ms)]
         return [SendUpstream(event, raw)]
+
+    def _valid_truncate(self, event: dict[str, Any], raw: str | None, now_ms: float) -> list[Action]:
+        """A caller's barge-in truncate, checked against the audio the bridge actually relayed.
+
+        Clients estimate playback by the wall clock and ask for more than they got (openai-agents
+        #2009, pipecat #3677 and #2106, livekit #6157); the service refuses that and the model's
+        memory of the answer goes wrong.  Beyond what was relayed: clamped.  An item with no audio
+        relayed yet: not truncated (nothing was heard) but its response cancelled.
+        """
+        turn = self.assistant_turns.get(str(event.get("item_id")))
+        if turn is None:
+            return [SendUpstream(event, raw)]  # not an answer the bridge saw: the upstream decides
+        relayed = self.speech.sent_audio_ms(turn.item_id) if self.speech is not None else None
+        relayed = turn.audio_ms if relayed is None else relayed
+        asked = float(event.get("audio_end_ms") or 0)
+        mode = self.config.gate.mode if self.config.gate else None
+        if relayed <= 0:
+            out: list[Action] = []
+            if self.active_response_id is not None and self.active_response_id == turn.response_id:
+                out.append(SendUpstream({"type": "response.cancel", "event_id": self.config.id_factory("event_bridge_cancel")}))
+            out.append(Audit(GateActionRecord(self.call_id, self._next_gate_seq(), self._rel(now_ms), "truncate_refused", mode=mode,
+                                              item_id=turn.item_id, requested_ms=asked, audio_end_ms=0.0)))
+            return out
+        if asked <= relayed:
+            return [SendUpstream(event, raw)]
+        clamped = int(relayed)
+        return [
+            SendUpstream({**event, "audio_end_ms": clamped}),
+            Audit(GateActionRecord(self.call_id, self._next_gate_seq(), self._rel(now_ms), "truncate_clamped", mode=mode,
+                                   item_id=turn.item_id, requested_ms=asked, audio_end_ms=float(clamped))),
+        ]
 
     def _record_client_text(self, item: dict[str, Any], now_ms: float) -> list[Action]:
         """A user message the client typed (not spoken) is a turn like any other: audited and decided."""

@@ -200,6 +200,11 @@ class SpeechGate:
         return SendUpstream({"type": "response.create", "event_id": f"event_bridge_fallback_{self.blocks}",
                              "response": {"instructions": SAY_EXACTLY + utterance}})
 
+    def sent_audio_ms(self, item_id: str) -> float | None:
+        """Audio of an assistant item the caller was sent (``None``: not an item this gate saw)."""
+        item = self.items.get(item_id)
+        return item.sent_audio_ms if item is not None else None
+
     # ------------------------------------------------------------------ checks
     def _maybe_check(self, item: _Item, now_ms: float) -> list[Action]:
         if item.checking is not None or item.blocked:
