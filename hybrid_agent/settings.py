@@ -55,6 +55,11 @@ class Settings(BaseSettings):
 
     # policy gate
     policy_pack: Path | None = Field(default=None, description="Policy pack folder the bridge decides every call with.")
+    server_tools: bool = Field(
+        default=False,
+        description="Run the pack's tools in the bridge (its demo backend for the shipped packs), invisible to clients. "
+        "Preview: off by default until the demo and the compatibility suite run with it.",
+    )
     gate_mode: str | None = Field(
         default=None, description="off | observe (record decisions) | monitor | hold; default: the pack's gate.mode"
     )

@@ -78,6 +78,16 @@ class CheckSpeech:
 
 
 @dataclass(frozen=True, slots=True)
+class RunTool:
+    """Run the server tool ``name`` for the model's call ``call_id`` (validate ``arguments``, run with
+    the tool's timeout) and feed the outcome back with ``CallSession.feed_tool_result``."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReconnectUpstream:
     """The model's socket dropped mid-call: open a new one, then call
     ``CallSession.upstream_reconnected`` (or ``upstream_reconnect_failed``)."""
@@ -87,5 +97,5 @@ class ReconnectUpstream:
 
 
 Action = Union[
-    SendClient, SendUpstream, CloseClient, CloseUpstream, Audit, StartTimer, CheckPolicy, CheckSpeech, ReconnectUpstream
+    SendClient, SendUpstream, CloseClient, CloseUpstream, Audit, StartTimer, CheckPolicy, CheckSpeech, RunTool, ReconnectUpstream
 ]

@@ -48,6 +48,7 @@ from hybrid_agent.session.call_events import CallEventLog
 from hybrid_agent.session.disclosures import DisclosureTracker
 from hybrid_agent.policy.speech import SpeechCheck, SpeechVerdict
 from hybrid_agent.session.speech_gate import SpeechGate
+from hybrid_agent.session.tool_orchestrator import ToolOrchestrator
 from hybrid_agent.session.replay import REPLAY_ITEM_PREFIX, ConversationLog, ReconnectQueue
 from hybrid_agent.session.client_config import ClientSessionConfig, describe_session
 from hybrid_agent.session.turns import (
@@ -93,6 +94,11 @@ class CallConfig:
     max_reconnects: int = 2
     #: the model the client asked for when the bridge mapped it to ``model`` (None: it got what it asked for)
     requested_model: str | None = None
+    #: the bridge's own ``session`` payload at call start (the pack's instructions, the server tools'
+    #: declarations, transcription); ``None``: only turn transcription on
+    bridge_session: Mapping[str, Any] | None = None
+    #: names of the tools the bridge runs itself (``session.tool_orchestrator``)
+    server_tools: frozenset[str] = frozenset()
 
 
 BRIDGE_UPDATE_EVENT_ID = "event_bridge_transcription"
@@ -161,7 +167,17 @@ class CallSession:
         self.reconnecting = False
         self.reconnects = 0
         self.reconnect_queue = ReconnectQueue()  # what the caller sent while the upstream was being reopened
-        self.client_config = ClientSessionConfig(config.model, config.transcription_model)
+        bridge_session = dict(config.bridge_session or {})
+        self.client_config = ClientSessionConfig(
+            config.model, config.transcription_model,
+            bridge_tools=list(bridge_session.get("tools") or []), bridge_instructions=bridge_session.get("instructions"),
+        )
+        self.tools = (
+            ToolOrchestrator(config.call_id, config.server_tools, self._next_gate_seq, self._rel,
+                             mode=config.gate.mode if config.gate else None)
+            if config.server_tools else None
+        )
+        self._server_checks: dict[str, str] = {}  # tool-call record id -> server call id (awaiting its decision)
         self.events = CallEventLog(config.call_id)
         self.history = ConversationLog()  # the conversation so far, as items to replay
         self._hide_session_created = False
@@ -192,7 +208,7 @@ class CallSession:
                 message=f"the client asked for model {self.config.requested_model!r}; "
                 f"the call runs on {self.config.model!r} (not in the bridge's allowed models)",
             )
-        if self.config.transcription_model:
+        if self.config.transcription_model or self.config.bridge_session:
             self._own_updates += 1
             out.append(SendUpstream(self._transcription_update()))
         if self.policy is not None:
@@ -200,11 +216,12 @@ class CallSession:
         return out
 
     def _transcription_update(self) -> dict[str, Any]:
-        return {
-            "type": "session.update",
-            "event_id": BRIDGE_UPDATE_EVENT_ID,
-            "session": {"type": "realtime", "audio": {"input": {"transcription": {"model": self.config.transcription_model}}}},
-        }
+        """The bridge's own session.update: the pack's configuration, or just transcription on."""
+        if self.config.bridge_session:
+            session = {"type": "realtime", **dict(self.config.bridge_session)}
+        else:
+            session = {"type": "realtime", "audio": {"input": {"transcription": {"model": self.config.transcription_model}}}}
+        return {"type": "session.update", "event_id": BRIDGE_UPDATE_EVENT_ID, "session": session}
 
     def client_closed(self, now_ms: float) -> list[Action]:
         return self._end(now_ms, "completed", [CloseUpstream(1000, "caller hung up")])
@@ -235,7 +252,7 @@ class CallSession:
         self.reconnecting = False
         self._hide_session_created = True
         out: list[Action] = []
-        if self.config.transcription_model:
+        if self.config.transcription_model or self.config.bridge_session:
             self._own_updates += 1
             out.append(SendUpstream(self._transcription_update()))
         restored = self.client_config.replay_update()
@@ -369,7 +386,7 @@ class CallSession:
             return []
         if kind == "session.update" and isinstance(event.get("session"), dict):
             rewrites = self.client_config.client_update(event["session"])
-            if rewrites:
+            if self.client_config.changed:
                 sent: list[Action] = [SendUpstream(event)]
                 for rewrite in rewrites:  # the audit shows the configuration that ran, not only the one asked for
                     self._audit_event(
@@ -521,6 +538,19 @@ class CallSession:
                 # relay it (the caller may understand it); only the bridge's tracking skips it
                 self.malformed_upstream.append(f"{event['type']}: {type(exc).__name__}: {exc}")
                 out = [a for a in out if not isinstance(a, Audit)]
+        if self.tools is not None:
+            hidden = self.tools.on_upstream(event)
+            if hidden is not None:  # a server tool's event: the client never sees it
+                return [*hidden, *out]
+            if event["type"] == "response.done":
+                cleaned, extra = self.tools.response_done(event)
+                if cleaned is not None:
+                    event, raw = cleaned, None
+                out.extend(extra)
+            elif event["type"] in ("session.created", "session.updated"):
+                cleaned_session = self.tools.clean_session(event)
+                if cleaned_session is not None:
+                    event, raw = cleaned_session, None
         gated: list[Action] | None = None
         if self.speech is not None:
             try:
@@ -676,9 +706,20 @@ class CallSession:
         )
         out.append(Audit(record))
         self.history.add({"type": "function_call", "call_id": call_id, "name": state.name, "arguments": state.arguments})
+        server = self.tools is not None and self.tools.is_server_tool(state.name)
+        if server:
+            assert self.tools is not None
+            server_call = self.tools.calls.get(call_id)
+            if server_call is not None:
+                server_call.arguments = state.arguments
         if self.policy is not None:
             out.append(self._check(record.record_id, self.policy.tool_call(record.name, record.arguments, record.at_ms), record.at_ms))
             self.policy.note_tool_call()
+            if server:
+                self._server_checks[record.record_id] = call_id  # it runs once the decision is in
+        elif server:
+            assert self.tools is not None
+            out.extend(self.tools.decided(call_id, "allow", None, now_ms))
 
     def _on_response_done(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
         response = event.get("response") or {}
@@ -801,7 +842,11 @@ class CallSession:
             redacted=False,  # the reason may quote input; the writer redacts it
         )
         self._decisions += 1
-        return [Audit(record)]
+        out: list[Action] = [Audit(record)]
+        server_call = self._server_checks.pop(check.subject_id, None)
+        if server_call is not None and self.tools is not None:  # an undecidable tool call does not run
+            out.extend(self.tools.decided(server_call, record.effect, "The action cannot be checked right now.", now_ms))
+        return out
 
     def feed_policy_outcome(self, outcome: PolicyOutcome, now_ms: float) -> list[Action]:
         """The gate decided a ``CheckPolicy``: record every rule's part in the decision.
@@ -830,6 +875,39 @@ class CallSession:
                 )
             )
             self._decisions += 1
+        server_call = self._server_checks.pop(outcome.check.subject_id, None)
+        if server_call is not None and self.tools is not None:
+            # observe records and lets every call run; the enforcing modes act on the decision
+            effect = outcome.decision.effect if gate is not None and gate.mode in ("monitor", "hold") else "allow"
+            message = outcome.decision.messages[0] if outcome.decision.messages else None
+            out.extend(self.tools.decided(server_call, effect, message, now_ms))
+        return out
+
+    def feed_tool_result(self, call_id: str, status: str, output: str, latency_ms: float, now_ms: float) -> list[Action]:
+        """A server tool ran (or its arguments were refused): record it and give the model its output."""
+        if self.tools is None or self.closed:
+            return []
+        call = self.tools.calls.get(call_id)
+        if call is None:
+            return []
+        at = self._rel(now_ms)
+        result = ToolResultRecord(call_id=self.call_id, tool_call_id=call_id, output=output, at_ms=at,
+                                  status="ok" if status == "ok" else status)
+        out: list[Action] = [
+            Audit(result),
+            Audit(GateActionRecord(self.call_id, self._next_gate_seq(), at, "tool_run",
+                                   mode=self.config.gate.mode if self.config.gate else None, item_id=call.item_id,
+                                   tool=call.name, status=status, latency_ms=round(latency_ms, 1))),
+        ]
+        state = self.tool_calls.get(call_id)
+        if state is not None:
+            state.answered = True
+        if self.policy is not None:
+            inp = self.policy.tool_result(call.name, call.arguments, output, at)
+            out.append(self._check(result.record_id, inp, at, scan_pii=True))
+            self.policy.note_tool_result(output, ok=status == "ok", tool=call.name, arguments=call.arguments)
+        self.history.add({"type": "function_call_output", "call_id": call_id, "output": output})
+        out.extend(self.tools.output(call_id, output, now_ms))
         return out
 
     def _flush_open_turns(self, now_ms: float) -> list[Action]:

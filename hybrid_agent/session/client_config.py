@@ -83,11 +83,21 @@ def _merge_audio(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]
 class ClientSessionConfig:
     """Rewrites and remembers the caller's ``session.update`` payloads for one call."""
 
-    def __init__(self, model: str, transcription_model: str | None) -> None:
+    def __init__(
+        self,
+        model: str,
+        transcription_model: str | None,
+        *,
+        bridge_tools: list[dict[str, Any]] | None = None,
+        bridge_instructions: str | None = None,
+    ) -> None:
         self.model = model
         self.transcription_model = transcription_model
+        self.bridge_tools = list(bridge_tools or [])
+        self.bridge_instructions = bridge_instructions
         self.merged: dict[str, Any] = {}
         self.updates = 0
+        self.changed = False  # the last update was changed on its way upstream
 
     def client_update(self, session: dict[str, Any]) -> list[Rewrite]:
         """Rewrite ``session`` in place where the upstream would refuse it, then remember it."""
@@ -111,6 +121,18 @@ class ClientSessionConfig:
                         "the middle layer reads what the caller said",
                     )
                 )
+        self.changed = bool(rewrites)
+        tools = session.get("tools")
+        if self.bridge_tools and isinstance(tools, list):
+            self.changed = True
+            # the client's tools replace the session's: keep the bridge's own beside them
+            ours = {t.get("name") for t in self.bridge_tools}
+            session["tools"] = [*copy.deepcopy(self.bridge_tools), *(t for t in tools if not (isinstance(t, dict) and t.get("name") in ours))]
+        instructions = session.get("instructions")
+        if self.bridge_instructions and isinstance(instructions, str) and not instructions.startswith(self.bridge_instructions):
+            # the pack's instructions come first, the client's after them
+            self.changed = True
+            session["instructions"] = f"{self.bridge_instructions}\n\n{instructions}"
         self.merged = merge_session(self.merged, session)
         self.updates += 1
         return rewrites

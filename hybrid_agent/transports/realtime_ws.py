@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import logging
 import time
 import uuid
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
@@ -30,6 +32,7 @@ from hybrid_agent.session import (
     CheckPolicy,
     CheckSpeech,
     ReconnectUpstream,
+    RunTool,
     CloseClient,
     CloseUpstream,
     SendClient,
@@ -64,8 +67,10 @@ class CallRunner:
         policy_gate: PolicyGate | None = None,
         gate_executor: concurrent.futures.Executor | None = None,
         connector: UpstreamConnector | None = None,
+        tools: Any = None,
     ) -> None:
         self.session = session
+        self.tools = tools  # hybrid_agent.tools.ToolRegistry of the server tools this call runs
         self.connector = connector
         self.policy_gate = policy_gate
         self.gate_executor = gate_executor
@@ -121,6 +126,10 @@ class CallRunner:
                     task = asyncio.create_task(self._decide_speech(action.check))
                     self._checks.add(task)
                     task.add_done_callback(self._checks.discard)
+                elif isinstance(action, RunTool):
+                    task = asyncio.create_task(self._run_tool(action))
+                    self._checks.add(task)
+                    task.add_done_callback(self._checks.discard)
                 elif isinstance(action, StartTimer):
                     task = asyncio.create_task(self._timer(action))
                     self._timers.add(task)
@@ -150,6 +159,38 @@ class CallRunner:
             await self.execute(self.session.feed_speech_failure(check, type(exc).__name__, _now_ms()))
             return
         await self.execute(self.session.feed_speech_verdict(verdict, _now_ms()))
+
+    async def _run_tool(self, action: RunTool) -> None:
+        """A server tool: validated, refused when regulated and the audit cannot record, run with its timeout."""
+        from hybrid_agent.tools import ToolContext, outcome_for_argument_error, run_call
+        from hybrid_agent.tools.registry import ToolArgumentError
+
+        started = time.monotonic()
+        if self.tools is None:
+            status, output = "error", json.dumps({"error": {"type": "unknown_tool", "message": "no server tools here"}})
+        else:
+            checked = self.tools.validate(action.name, action.arguments)
+            status_fn = getattr(self.audit, "status", None)
+            audit_ready = bool(status_fn().get("ready", True)) if callable(status_fn) else True
+            if isinstance(checked, ToolArgumentError):
+                outcome = outcome_for_argument_error(checked)
+                status, output = outcome.status, outcome.output
+            elif checked.tool.regulated and not audit_ready:
+                # a regulated action whose decision cannot be recorded does not happen
+                status, output = "error", json.dumps({"error": {"type": "audit_unavailable",
+                                                                "message": "This action is unavailable right now."}})
+            else:
+                policy = self.session.policy
+                context = ToolContext(call_id=self.session.call_id,
+                                      verification_level=policy.verification_level if policy is not None else "none")
+                try:
+                    outcome = await run_call(checked, context)
+                    status, output = outcome.status, outcome.output
+                except Exception as exc:  # the runner catches tool errors; this is the bridge's own failure
+                    log.exception("call %s: server tool %s failed", self.session.call_id, action.name)
+                    status, output = "error", json.dumps({"error": {"type": "tool_failed", "message": type(exc).__name__}})
+        latency = (time.monotonic() - started) * 1000
+        await self.execute(self.session.feed_tool_result(action.call_id, status, output, latency, _now_ms()))
 
     async def _timer(self, action: StartTimer) -> None:
         await asyncio.sleep(action.delay_ms / 1000.0)
@@ -229,6 +270,27 @@ class CallRunner:
                 await asyncio.wait(list(self._checks), timeout=10)
 
 
+def server_tools(policy_gate: PolicyGate | None, settings: Settings) -> tuple[Any, dict[str, Any] | None]:
+    """The call's server tools (a fresh demo backend per call for the shipped packs) and the bridge's
+    own session configuration built from the pack (instructions, the tools' declarations, transcription)."""
+    if policy_gate is None:
+        return None, None
+    from hybrid_agent.policy.session_config import bridge_session_update
+    from hybrid_agent.tools import registry_for_pack
+
+    registry = registry_for_pack(policy_gate.pack.name) if settings.server_tools else None
+    declared = [n for n in policy_gate.pack.manifest.tools if registry is not None and n in registry]
+    session = bridge_session_update(
+        policy_gate.pack.manifest,
+        transcription_model=settings.transcription_model or None,
+        tool_declarations=registry.declarations(declared) if registry is not None else [],
+    )
+    if registry is not None and not declared:
+        registry = None
+    session.pop("type", None)
+    return registry, session
+
+
 def gate_config(policy_gate: PolicyGate | None, mode: str | None) -> GateConfig | None:
     """The call's gate: the pack's ``gate:`` section, its mode overridden by ``serve --gate``."""
     if policy_gate is None:
@@ -261,12 +323,15 @@ async def serve_realtime_client(
     """Run one call for an authenticated Realtime-protocol caller."""
     await websocket.accept()
     choice = choose_model(websocket.query_params.get("model"), settings.model, settings.models)
+    registry, bridge_session = server_tools(policy_gate, settings)
     session = CallSession(
         CallConfig(
             call_id=f"call_{uuid.uuid4().hex}",
             channel="realtime",
             model=choice.used,
             requested_model=choice.requested if choice.mapped else None,
+            bridge_session=bridge_session,
+            server_tools=frozenset(registry.names()) if registry is not None else frozenset(),
             upstream=connector.label,
             max_message_bytes=settings.max_message_bytes,
             gate=gate_config(policy_gate, settings.gate_mode),
@@ -286,6 +351,6 @@ async def serve_realtime_client(
             await websocket.send_json(error_event(str(exc), code="upstream_unavailable", error_type="server_error"))
             await websocket.close(1011, "upstream unavailable")
         return
-    runner = CallRunner(session, websocket, upstream, audit, policy_gate, gate_executor, connector)
+    runner = CallRunner(session, websocket, upstream, audit, policy_gate, gate_executor, connector, tools=registry)
     await runner.execute(session.start(_now_ms(), time.time()))
     await runner.run()

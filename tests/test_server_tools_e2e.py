@@ -1,0 +1,106 @@
+"""Tools the bridge runs itself, through the real socket: the client never sees the call, the policy
+decides it, the DEMO bank answers, the model speaks the result; everything is in the audit."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+
+from websockets.asyncio.client import connect as ws_connect
+
+from hybrid_agent.audit.records import GateActionRecord, ToolCallRecord, ToolResultRecord
+from hybrid_agent.audit.sink import MemoryAuditSink
+from hybrid_agent.server.runner import BridgeServer
+from hybrid_agent.settings import Settings
+from hybrid_agent.simulator.synth import silence, speech
+
+ROOT = Path(__file__).resolve().parents[1]
+AUTH = {"Authorization": "Bearer t"}
+SCENARIO = """
+name: server_tools
+greeting: "Welcome to Example Bank. This call is recorded for quality, training and compliance purposes. How can I help you?"
+transcription_delay_ms: 50
+audio: {words_per_minute: 300, speed: 0, chunk_ms: 200}
+turns:
+  - user: "Please check my identity."
+    tool_calls:
+      - name: verify_identity
+        arguments: {customer_id: "DEMO-CUST-0001", date_of_birth: "1980-03-03", postcode: "ZZ99 1AA"}
+    assistant: "Thank you, you are verified at level {output[verification_level]}."
+  - user: "What is my balance?"
+    tool_calls:
+      - name: get_balance
+        arguments: {account_id: "DEMO-ACC-0001-CUR"}
+    assistant: "Your balance is {output[balance]} pounds."
+"""
+
+
+async def until_transcript(ws: object, needle: str) -> list[dict]:
+    seen = []
+    while True:
+        event = json.loads(await asyncio.wait_for(ws.recv(), 20))  # type: ignore[attr-defined]
+        seen.append(event)
+        if event["type"] == "response.output_audio_transcript.done" and needle in event["transcript"]:
+            return seen
+
+
+async def speak(ws: object) -> None:
+    pcm = silence(200) + speech(800) + silence(700)
+    for i in range(0, len(pcm), 4800):
+        await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm[i:i + 4800]).decode()}))  # type: ignore[attr-defined]
+
+
+async def test_bridge_runs_a_tool_the_client_never_declared(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    audit = MemoryAuditSink()
+    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,
+                        policy_pack=ROOT / "policies" / "retail-banking", server_tools=True)
+    async with BridgeServer(settings, audit=audit) as bridge:
+        async with ws_connect(f"{bridge.ws_base_url}/realtime?model=gpt-realtime", additional_headers=AUTH) as ws:
+            events = []
+            await ws.send(json.dumps({"type": "response.create"}))
+            events += await until_transcript(ws, "recorded")
+            await speak(ws)
+            events += await until_transcript(ws, "verified")
+            await speak(ws)
+            events += await until_transcript(ws, "balance is")
+    text = json.dumps(events)
+    leaks = [e["type"] for e in events if "function_call" in json.dumps(e) or "verify_identity" in json.dumps(e)]
+    assert not leaks, leaks
+    assert "function_call" not in text and "verify_identity" not in text and "get_balance" not in text
+    assert "1234.56" in text  # the DEMO bank's balance, spoken by the model
+    assert "level basic" in text
+    assert not [e for e in events if e["type"] == "error"]
+    for e in events:
+        if e["type"] in ("session.created", "session.updated"):
+            assert not e["session"].get("tools")  # the bridge's tools stay invisible
+    await asyncio.sleep(0.2)
+    runs = [r for r in audit.records if isinstance(r, GateActionRecord) and r.action == "tool_run"]
+    assert [(r.tool, r.status) for r in runs] == [("verify_identity", "ok"), ("get_balance", "ok")]
+    decided = [r for r in audit.records if isinstance(r, GateActionRecord) and r.action == "tool_decided"]
+    assert [r.status for r in decided] == ["allow", "allow"]
+    assert len([r for r in audit.records if isinstance(r, ToolCallRecord)]) == 2
+    assert all(r.status == "ok" for r in audit.records if isinstance(r, ToolResultRecord))
+
+
+async def test_a_denied_server_tool_never_runs(tmp_path: Path) -> None:
+    """No recording notice before an account action: the pack refuses; the model hears why."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO.replace('greeting: "Welcome to Example Bank. This call is recorded for quality, '
+                                         'training and compliance purposes. How can I help you?"', 'greeting: "Hello."'))
+    audit = MemoryAuditSink()
+    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,
+                        policy_pack=ROOT / "policies" / "retail-banking", server_tools=True, gate_mode="hold")
+    async with BridgeServer(settings, audit=audit) as bridge:
+        async with ws_connect(f"{bridge.ws_base_url}/realtime?model=gpt-realtime", additional_headers=AUTH) as ws:
+            await ws.send(json.dumps({"type": "response.create"}))
+            await until_transcript(ws, "Hello")
+            await speak(ws)
+            await until_transcript(ws, "verified")
+    await asyncio.sleep(0.2)
+    decided = [r for r in audit.records if isinstance(r, GateActionRecord) and r.action == "tool_decided"]
+    assert decided and decided[0].status != "allow"
+    assert not [r for r in audit.records if isinstance(r, GateActionRecord) and r.action == "tool_run"]
