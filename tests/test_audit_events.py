@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audit_helpers import cli, cli_json
+from audit_helpers import record as _record
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -34,7 +36,6 @@ from hybrid_agent.audit.records import (
 )
 from hybrid_agent.audit.store import AuditStoreError, DatabaseUnavailable, alembic_config, close_interrupted_calls, make_engine
 from hybrid_agent.audit.writer import AuditWriter
-from hybrid_agent.cli import main
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/test"
 T0 = 1_767_225_600.0
@@ -48,26 +49,7 @@ def writer_for(db_url: str, spool: Path, **kw: Any) -> AuditWriter:
 
 
 async def record(db_url: str, records: list[Any], tmp_path: Path) -> AuditWriter:
-    w = writer_for(db_url, tmp_path / "w.spool")
-    await w.start()
-    for r in records:
-        w.enqueue(r)
-    await w.close()
-    assert w.stats["spooled"] == 0, w.stats
-    return w
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    rc, out, err = cli(capsys, *argv, "--json")
-    assert rc == 0, err
-    return json.loads(out)
+    return await _record(db_url, records, tmp_path, flush_interval_s=0.02, retry_interval_s=0.05)
 
 
 def ledger_ids(db_url: str) -> list[str]:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audit_helpers import cli, cli_json
+from audit_helpers import record as _record
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -27,7 +29,6 @@ from hybrid_agent.audit.records import (
 )
 from hybrid_agent.audit.store import alembic_config, close_interrupted_calls, make_engine
 from hybrid_agent.audit.writer import AuditWriter
-from hybrid_agent.cli import main
 
 T0 = 1_767_225_600.0
 CARD = "4111 1111 1111 1111"
@@ -35,26 +36,7 @@ FALLBACK = "For your security I can't read card numbers out. Is there anything e
 
 
 async def record(db_url: str, records: list[Any], tmp_path: Path) -> AuditWriter:
-    w = AuditWriter(db_url, spool_path=tmp_path / "w.spool", pseudonym_key="k", flush_interval_s=0.02, retry_interval_s=0.05)
-    await w.start()
-    for r in records:
-        w.enqueue(r)
-    await w.close()
-    assert w.stats["spooled"] == 0, w.stats
-    return w
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    rc, out, err = cli(capsys, *argv, "--json")
-    assert rc == 0, err
-    return json.loads(out)
+    return await _record(db_url, records, tmp_path, flush_interval_s=0.02, retry_interval_s=0.05)
 
 
 def rows(db_url: str, sql: str) -> list[Any]:

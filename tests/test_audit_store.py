@@ -11,6 +11,8 @@ import json
 from typing import Any
 
 import pytest
+from audit_helpers import cli, cli_json
+from audit_helpers import record as _record
 from sqlalchemy import text
 
 from hybrid_agent.audit.records import (
@@ -25,7 +27,6 @@ from hybrid_agent.audit.records import (
 )
 from hybrid_agent.audit.store import SchemaOutdated, alembic_config, check_schema, make_engine
 from hybrid_agent.audit.writer import AuditWriter
-from hybrid_agent.cli import main
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -58,26 +59,7 @@ def call_records(call_id: str = "call_A", *, started_at: float = T0, channel: st
 
 
 async def record(db_url: str, records: list[Any], tmp_path: Any, **kw: Any) -> AuditWriter:
-    writer = AuditWriter(db_url, spool_path=tmp_path / "w.spool", pseudonym_key="test-key", **kw)
-    await writer.start()
-    for r in records:
-        writer.enqueue(r)
-    await writer.close()
-    assert writer.stats["spooled"] == 0, writer.stats
-    return writer
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    rc, out, err = cli(capsys, *argv, "--json")
-    assert rc == 0, err
-    return json.loads(out)
+    return await _record(db_url, records, tmp_path, pseudonym_key="test-key", **kw)
 
 
 # ---------------------------------------------------------------------------- schema

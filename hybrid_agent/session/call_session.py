@@ -6,9 +6,14 @@ adapter passes ``now_ms`` (a monotonic clock in milliseconds) and carries out
 the returned actions in order.  Modelled on ``h11`` and ``websockets``' protocol
 classes.
 
-In this version the actions are pass-through plus turn tracking; the PII and
-policy gates hook into ``_on_client_event`` / ``_on_upstream_event`` without
-changing the shape.
+``CallSession`` routes events between small sans-I/O parts, each with its own state and
+tests: ``client_config`` (the caller's session configuration: model, merge, rewrites),
+``call_events`` (errors as audit facts), ``replay`` (reconnect: conversation log and queue),
+``disclosures``, ``speech_gate`` (monitor/hold) and ``tool_orchestrator`` (server tools).
+
+Why still over 500 lines: the turn tracking (the ``_on_*`` upstream handlers and the turn
+records) and the policy-check plumbing still live here; moving them into a turn tracker part
+of their own is the next step of the split.
 """
 
 from __future__ import annotations
