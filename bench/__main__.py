@@ -14,6 +14,7 @@ RUNS = [
     ("audit writer: PostgreSQL and SQLite", ["bench/audit_bench.py", "throughput", "--calls", "2000"]),
     ("PII gate: corpus precision/recall and latency", ["-m", "bench.pii_bench"]),
     ("policy: evaluation latency", ["-m", "bench.policy_bench"]),
+    ("gate modes: TTFA, leaks and CPU in observe / monitor / hold", ["-m", "bench.gate_bench", "--calls", "10", "--leak-calls", "3"]),
 ]
 
 

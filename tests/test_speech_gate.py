@@ -220,3 +220,13 @@ def test_observe_mode_has_no_speech_gate(gate: PolicyGate) -> None:
     d = Driver(s, gate)
     d.answer(SAFE + BLOCKED)
     assert CARD in d.text_sent()  # observe records, never blocks
+
+
+def test_a_phrase_ending_in_punctuation_is_settled_without_waiting_for_the_next_word(gate: PolicyGate) -> None:
+    from hybrid_agent.policy.speech import SpeechCheck
+
+    inp = session(gate, "hold").policy.turn("assistant", "", 0.0)  # type: ignore[union-attr]
+    verdict = gate.decide_speech(SpeechCheck(1, "i", "Hello there, how are you today.", False, 0, inp, 0.0))
+    assert verdict.approved == len("Hello there, how are you today.")
+    card = gate.decide_speech(SpeechCheck(2, "i", "Your card is 4111 1111.", False, 0, inp, 0.0))
+    assert card.approved == 0  # digits before the full stop may still go on: nothing released yet
