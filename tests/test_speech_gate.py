@@ -230,3 +230,12 @@ def test_a_phrase_ending_in_punctuation_is_settled_without_waiting_for_the_next_
     assert verdict.approved == len("Hello there, how are you today.")
     card = gate.decide_speech(SpeechCheck(2, "i", "Your card is 4111 1111.", False, 0, inp, 0.0))
     assert card.approved == 0  # digits before the full stop may still go on: nothing released yet
+
+
+def test_a_blocked_verdict_names_the_clean_prefix_before_the_blocked_phrase(gate: PolicyGate) -> None:
+    from hybrid_agent.policy.speech import SpeechCheck
+
+    inp = session(gate, "monitor").policy.turn("assistant", "", 0.0)  # type: ignore[union-attr]
+    text = f"{SAFE}Some more, fine words here. {BLOCKED}{TAIL}"
+    v = gate.decide_speech(SpeechCheck(1, "i", text, True, 0, inp, 0.0))
+    assert v.blocked and v.approved == text.index("Your card")  - 1  # up to the phrase end before the card

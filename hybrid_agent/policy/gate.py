@@ -19,7 +19,7 @@ from typing import Any
 
 from hybrid_agent.policy.engine import Decision, Pack
 from hybrid_agent.policy.schema import PolicyInput
-from hybrid_agent.policy.speech import BLOCKING_EFFECTS, SpeechCheck, SpeechVerdict, approvable_end
+from hybrid_agent.policy.speech import BLOCKING_EFFECTS, SpeechCheck, SpeechVerdict, approvable_end, phrase_ends
 
 GATE_MODES = ("off", "observe", "monitor", "hold")
 #: long texts are scanned for PII in windows of this many characters, overlapping by SCAN_OVERLAP
@@ -129,15 +129,28 @@ class PolicyGate:
         # the new part, with enough before it that a number or label split across checks is whole
         while lower > 0 and not text[lower - 1].isspace():
             lower -= 1
-        pii = dict(Counter(e.type for e in self._scan(text[lower:cut])))
-        decision = self.pack.evaluate(check.input.model_copy(update={"text": text[:cut], "pii": pii}))
-        if decision.effect in BLOCKING_EFFECTS:
-            return SpeechVerdict(
-                check, check.approved, rule_id=decision.rule_id, effect=decision.effect,
-                utterance=decision.utterances[0] if decision.utterances else None,
-                message=decision.messages[0] if decision.messages else None,
-            )
-        return SpeechVerdict(check, cut)
+        entities = [(lower + e.start, lower + e.end, e.type) for e in self._scan(text[lower:cut])]
+
+        def decide(end: int) -> Any:
+            pii = dict(Counter(kind for _, stop, kind in entities if stop <= end))
+            return self.pack.evaluate(check.input.model_copy(update={"text": text[:end], "pii": pii}))
+
+        decision = decide(cut)
+        if decision.effect not in BLOCKING_EFFECTS:
+            return SpeechVerdict(check, cut)
+        # which phrase blocked: the clean prefix before it is what the caller may have heard
+        # fairly (monitor counts the leak from there), never more than was approved before
+        clean = check.approved
+        for end in phrase_ends(text, check.approved, cut):
+            if end < cut and decide(end).effect not in BLOCKING_EFFECTS:
+                clean = end
+            else:
+                break
+        return SpeechVerdict(
+            check, clean, rule_id=decision.rule_id, effect=decision.effect,
+            utterance=decision.utterances[0] if decision.utterances else None,
+            message=decision.messages[0] if decision.messages else None,
+        )
 
     def _scan(self, text: str) -> list[Any]:
         """PII entities in ``text``; long texts in overlapping windows, so the cost stays linear.

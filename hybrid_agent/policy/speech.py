@@ -33,7 +33,7 @@ class SpeechCheck:
 @dataclass(frozen=True, slots=True)
 class SpeechVerdict:
     check: SpeechCheck
-    approved: int  # characters of ``check.text`` that passed (up to a sentence boundary)
+    approved: int  # characters of ``check.text`` that passed (up to a phrase end); when blocked: the clean prefix
     rule_id: str | None = None  # the rule that blocked, if any
     effect: str | None = None
     utterance: str | None = None  # what to say instead
@@ -42,6 +42,11 @@ class SpeechVerdict:
     @property
     def blocked(self) -> bool:
         return self.effect in BLOCKING_EFFECTS
+
+
+def phrase_ends(text: str, start: int, stop: int) -> list[int]:
+    """Offsets just after each phrase end (``. ! ? , ; :``) in ``text[start:stop]``."""
+    return [m.end() for m in _PHRASE_END.finditer(text, start, stop)]
 
 
 def approvable_end(text: str, final: bool, settled: int) -> int:

@@ -229,6 +229,8 @@ class SpeechGate:
         if item.blocked:
             return []
         if v.blocked:
+            if self.mode == "monitor":  # the leak counts from the blocked phrase, not the last check
+                item.approved = max(item.approved, min(v.approved, len(item.text)))
             return self._block(item, v.rule_id, v.effect, v.utterance or self.fallback_utterance, now_ms)
         item.approved = max(item.approved, min(v.approved, len(item.text)))
         out: list[Action] = []
