@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -158,6 +159,7 @@ class CallSession:
                 gate.mode,  # type: ignore[arg-type]
                 output_format=lambda: self.output_format,
                 rate=lambda: max([DEFAULT_CHARS_PER_MS, *self._rates[-20:]]),
+                typical_rate=lambda: statistics.median(self._rates[-20:]) if self._rates else DEFAULT_CHARS_PER_MS,
                 policy_input=lambda now_ms: policy.turn("assistant", "", self._rel(now_ms)),
                 fallback_utterance=gate.fallback_utterance,
                 check_timeout_ms=gate.check_timeout_ms,

@@ -94,6 +94,7 @@ class SpeechGate:
         fail_open: bool = False,
         next_seq: Callable[[], int],
         rel: Callable[[float], float] = lambda now_ms: now_ms,
+        typical_rate: Callable[[], float] | None = None,
     ) -> None:
         self.call_id = call_id
         self.mode = mode
@@ -105,6 +106,7 @@ class SpeechGate:
         self.fail_open = fail_open
         self._next_seq = next_seq
         self._rel = rel
+        self._typical_rate = typical_rate or rate  # the leak estimate wants the usual rate, release the fastest
         self.items: dict[str, _Item] = {}
         self._checks = 0
         self._in_flight: dict[int, str] = {}  # check id -> item id
@@ -304,7 +306,7 @@ class SpeechGate:
         item.audio_q.clear()
         leaked = 0.0
         if self.mode == "monitor":
-            start_ms = item.approved / max(self._rate(), 1e-6)
+            start_ms = item.approved / max(self._typical_rate(), 1e-6)
             leaked = max(0.0, item.sent_audio_ms - start_ms)
         held = None
         if item.first_audio_ms is not None:
