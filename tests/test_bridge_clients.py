@@ -341,3 +341,16 @@ async def test_truncate_beyond_the_audio_sent_is_clamped_not_refused() -> None:
 
     [clamped] = [r for r in audit.records if isinstance(r, GateActionRecord)]
     assert clamped.action == "truncate_clamped" and clamped.requested_ms == int(sent_ms) + 60_000
+
+
+def test_a_gated_user_turn_pack_is_refused_until_it_is_built(tmp_path: Path) -> None:
+    import shutil
+
+    from hybrid_agent.server.runner import GateUnavailable, load_policy_gate
+
+    pack = tmp_path / "pack"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "policies" / "retail-banking", pack)
+    manifest = pack / "pack.yaml"
+    manifest.write_text(manifest.read_text().replace("user_turn: immediate", "user_turn: gated"))
+    with pytest.raises(GateUnavailable, match="not built yet"):
+        load_policy_gate(bridge_settings(policy_pack=pack))

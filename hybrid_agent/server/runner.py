@@ -43,9 +43,15 @@ def load_policy_gate(settings: Settings) -> PolicyGate | None:
     from hybrid_agent.policy import PackError, load_pack
 
     try:
-        return PolicyGate(load_pack(settings.policy_pack))
+        pack = load_pack(settings.policy_pack)
     except PackError as exc:
         raise GateUnavailable(f"policy pack {settings.policy_pack} cannot be used: {exc}") from None
+    if pack.manifest.gate.user_turn == "gated":
+        # the bridge would turn the model's own answers off without yet answering in their place
+        raise GateUnavailable(
+            f"policy pack {settings.policy_pack}: gate.user_turn 'gated' is not built yet (use 'immediate')"
+        )
+    return PolicyGate(pack)
 
 
 class BridgeServer:
