@@ -188,6 +188,22 @@ class FrameTap:
                 f.write(json.dumps({"t": round(t, 3), "dir": d, "event": _elide(e)}) + "\n")
 
 
+async def barge_in(tap: FrameTap, speak: Callable[[], Any], summary: "Summary", timeout: float) -> None:
+    """The suite's barge-in, the same for every client: speak into the long answer after a second
+    of its audio, then wait for the answer to the interruption."""
+    m = tap.mark()
+    await speak()
+    await tap.wait_recv("response.output_audio.delta", timeout, m)
+    await asyncio.sleep(1.0)  # the caller hears a second of the long answer, then interrupts
+    summary.step("barge-in")
+    m2 = tap.mark()
+    await speak()
+    await tap.wait_recv("input_audio_buffer.speech_started", timeout, m2)
+    await tap.wait_spoken_reply(timeout, m2)
+    summary.step("answer to the interruption")
+    await asyncio.sleep(0.3)
+
+
 class Summary:
     """What a client saw; printed as JSON and checked by bench/compat/run.py."""
 

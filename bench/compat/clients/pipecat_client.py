@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    barge_in,
     INSTRUCTIONS,
     TOOL_NAME,
     TOOL_OUTPUT,
@@ -158,17 +159,7 @@ async def main() -> int:
         summary.step("answer after the tool")
         await asyncio.sleep(tap.reply_audio_ms(reply) / 1000.0 + 0.1)
 
-        m = tap.mark()
-        await speak()
-        await tap.wait_recv("response.output_audio.delta", t, m)
-        await asyncio.sleep(1.0)  # the caller hears a second of the long answer, then interrupts
-        summary.step("barge-in")
-        m2 = tap.mark()
-        await speak()
-        await tap.wait_recv("input_audio_buffer.speech_started", t, m2)
-        await tap.wait_spoken_reply(t, m2)
-        summary.step("answer to the interruption")
-        await asyncio.sleep(0.3)
+        await barge_in(tap, speak, summary, t)
     except Exception as exc:  # noqa: BLE001 - the summary reports it
         summary.data["exception"] = f"{type(exc).__name__}: {exc}"
         failures.append(f"client failed: {type(exc).__name__}: {exc}")
