@@ -102,3 +102,11 @@ def test_unsettled_tail() -> None:
 def test_bad_lookback() -> None:
     with pytest.raises(ValueError):
         StreamingScanner(get_analyzer(), lookback_chars=10)
+
+
+def test_trailing_separators_after_words_are_settled() -> None:
+    from hybrid_agent.pii.streaming import unsettled_tail
+
+    assert unsettled_tail("Hello there,") == len("Hello there,")
+    assert unsettled_tail("It is due this month.") == len("It is due this month.")
+    assert unsettled_tail("My card is 4111 1111,") < len("My card is 4111 1111,")  # a number may still go on

@@ -32,6 +32,7 @@ from hybrid_agent.pii.recognizers import _LABEL_RE, ASIDE_MAX_WORDS
 __all__ = ["StreamingScanner"]
 
 _TOKEN = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)?|\d+|[^\sA-Za-z\d]")
+_WORDISH = re.compile(r"[^\W_]")  # a letter or digit
 _OPEN_WORDS = NUMBER_WORDS | FILLERS | frozenset(SEP_WORDS) | {"and", "at", "dot", "underscore", "plus"}
 
 
@@ -64,6 +65,9 @@ def unsettled_tail(text: str, lower_bound: int = 0) -> int:
     ``?``/``!`` ("4549 1210, hang on,") stays open too when it has fewer than
     ``ASIDE_HOLD_DIGITS`` digits: the analyzer joins it with digits after the aside."""
     pos = _open_tail(text, lower_bound)
+    if not _WORDISH.search(text, pos):
+        # only separators are open ("there," or "month."): no number can grow out of them alone
+        pos = len(text)
     return _aside_tail(text, lower_bound, pos)
 
 

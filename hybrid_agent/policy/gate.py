@@ -12,7 +12,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,6 @@ SCAN_OVERLAP = 200
 #: a speech check re-scans this many characters before what it already approved
 SPEECH_LOOKBACK = 320
 SPEECH_WORKERS = 2
-_WORDISH = re.compile(r"[^\W_]")  # a letter or digit
 #: modes this version enforces (monitor and hold gate the assistant's speech)
 IMPLEMENTED_GATE_MODES = ("off", "observe", "monitor", "hold")
 
@@ -119,10 +117,6 @@ class PolicyGate:
         text = check.text
         lower = max(0, check.approved - SPEECH_LOOKBACK)
         settled = len(text) if check.final else unsettled_tail(text, lower)
-        if not _WORDISH.search(text, settled):
-            # only punctuation and spaces are pending ("there," or "month."): no number can grow
-            # out of them, so the phrase they end is settled (else it would wait for the next word)
-            settled = len(text)
         cut = approvable_end(text, check.final, settled)
         if cut <= check.approved and not check.final:
             return SpeechVerdict(check, check.approved)
