@@ -242,16 +242,19 @@ class SpeechGate:
         return out
 
     def failed(self, check: SpeechCheck, reason: str, now_ms: float) -> list[Action]:
-        """A check raised or timed out: fail closed (block with the fallback) unless the pack says open."""
-        item_id = self._in_flight.pop(check.check_id, None)
+        """A check raised: fail closed (block with the fallback) unless the pack says open."""
+        return self._fail(check.check_id, len(check.text), reason, now_ms)
+
+    def _fail(self, check_id: int, open_to: int, reason: str, now_ms: float) -> list[Action]:
+        item_id = self._in_flight.pop(check_id, None)
         item = self.items.get(item_id or "")
-        if item is None or item.checking != check.check_id or item.blocked:
+        if item is None or item.checking != check_id or item.blocked:
             return []
         item.checking = None
         out: list[Action] = [Audit(self._action("gate_failed", now_ms, item, status="open" if self.fail_open else "closed",
                                                 text=reason[:200], redacted=True))]
         if self.fail_open:
-            item.approved = len(check.text)
+            item.approved = open_to
             out.extend(self._release(item, now_ms) if self.mode == "hold" else [])
             return out + self._maybe_check(item, now_ms)
         return out + self._block(item, "gate:error", "block_speech", self.fallback_utterance, now_ms)
@@ -261,10 +264,9 @@ class SpeechGate:
             return None
         check_id = int(name.split(":", 1)[1])
         item = self.items.get(self._in_flight.get(check_id, ""))
-        if item is None or item.checking != check_id:
+        if item is None:
             return []
-        placeholder = SpeechCheck(check_id, item.item_id, item.text, item.final, item.approved, self._policy_input(now_ms), now_ms)
-        return self.failed(placeholder, f"no decision within {self.check_timeout_ms:.0f} ms", now_ms)
+        return self._fail(check_id, len(item.text), f"no decision within {self.check_timeout_ms:.0f} ms", now_ms)
 
     # ------------------------------------------------------------------ release and block
     def rate_hi(self) -> float:

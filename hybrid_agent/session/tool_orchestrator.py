@@ -125,10 +125,10 @@ class ToolOrchestrator:
         record = GateActionRecord(self.call_id, self.next_seq(), self.rel(now_ms), "tool_decided", mode=self.mode,
                                   item_id=call.item_id, tool=call.name, status=effect, effect=effect)
         if effect == "allow":
-            return [_audit(record), RunTool(call.call_id, call.name, call.arguments)]
+            return [Audit(record), RunTool(call.call_id, call.name, call.arguments)]
         output = json.dumps({"error": {"type": "not_allowed", "decision": effect,
                                        "message": message or "This action is not allowed now."}})
-        return [_audit(record), *self.output(call_id, output, now_ms)]
+        return [Audit(record), *self.output(call_id, output, now_ms)]
 
     def output(self, call_id: str, output: str, now_ms: float) -> list[Action]:
         """A server call's output (the tool's result or the bridge's answer): send it to the model."""
@@ -157,6 +157,3 @@ class ToolOrchestrator:
         self._responses.pop(rid, None)
         return [SendUpstream({"type": "response.create", "event_id": f"event_bridge_tool_answer_{self._outputs}"})]
 
-
-def _audit(record: GateActionRecord) -> Action:
-    return Audit(record)
