@@ -1,5 +1,7 @@
 """``CallSession``: the sans-I/O core of one call.
 
+Why this module is long: turn tracking (the upstream handlers and turn records) and the policy-check plumbing still live here beside the routing; they are the next parts to split out.
+
 It takes events from either side (caller and model) and returns actions.  It
 never awaits, touches a socket, reads a clock or writes to a database: the
 adapter passes ``now_ms`` (a monotonic clock in milliseconds) and carries out
@@ -10,10 +12,6 @@ classes.
 tests: ``client_config`` (the caller's session configuration: model, merge, rewrites),
 ``call_events`` (errors as audit facts), ``replay`` (reconnect: conversation log and queue),
 ``disclosures``, ``speech_gate`` (monitor/hold) and ``tool_orchestrator`` (server tools).
-
-Why still over 500 lines: the turn tracking (the ``_on_*`` upstream handlers and the turn
-records) and the policy-check plumbing still live here; moving them into a turn tracker part
-of their own is the next step of the split.
 """
 
 from __future__ import annotations
@@ -217,12 +215,12 @@ class CallSession:
             )
         if self.config.transcription_model or self.config.bridge_session:
             self._own_updates += 1
-            out.append(SendUpstream(self._transcription_update()))
+            out.append(SendUpstream(self._bridge_update()))
         if self.policy is not None:
             out.append(self._check(self.call_id, self.policy.session_start(), 0.0))
         return out
 
-    def _transcription_update(self) -> dict[str, Any]:
+    def _bridge_update(self) -> dict[str, Any]:
         """The bridge's own session.update: the pack's configuration, or just transcription on."""
         if self.config.bridge_session:
             session = {"type": "realtime", **dict(self.config.bridge_session)}
@@ -261,7 +259,7 @@ class CallSession:
         out: list[Action] = []
         if self.config.transcription_model or self.config.bridge_session:
             self._own_updates += 1
-            out.append(SendUpstream(self._transcription_update()))
+            out.append(SendUpstream(self._bridge_update()))
         restored = self.client_config.replay_update()
         if restored is not None:
             self._own_updates += 1
@@ -349,6 +347,11 @@ class CallSession:
     def _next_gate_seq(self) -> int:
         self._gate_seq += 1
         return self._gate_seq - 1
+
+    def _gate_action(self, action: str, now_ms: float, **fields: Any) -> Audit:
+        """A gate action of the session itself (the speech gate and the tool orchestrator keep their own)."""
+        mode = self.config.gate.mode if self.config.gate else None
+        return Audit(GateActionRecord(self.call_id, self._next_gate_seq(), self._rel(now_ms), action, mode=mode, **fields))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ caller side
     def receive_client_frame(self, data: str | bytes, now_ms: float) -> list[Action]:
@@ -457,21 +460,18 @@ class CallSession:
         relayed = self.speech.sent_audio_ms(turn.item_id) if self.speech is not None else None
         relayed = turn.audio_ms if relayed is None else relayed
         asked = float(event.get("audio_end_ms") or 0)
-        mode = self.config.gate.mode if self.config.gate else None
         if relayed <= 0:
             out: list[Action] = []
             if self.active_response_id is not None and self.active_response_id == turn.response_id:
                 out.append(SendUpstream({"type": "response.cancel", "event_id": self.config.id_factory("event_bridge_cancel")}))
-            out.append(Audit(GateActionRecord(self.call_id, self._next_gate_seq(), self._rel(now_ms), "truncate_refused", mode=mode,
-                                              item_id=turn.item_id, requested_ms=asked, audio_end_ms=0.0)))
+            out.append(self._gate_action("truncate_refused", now_ms, item_id=turn.item_id, requested_ms=asked, audio_end_ms=0.0))
             return out
         if asked <= relayed:
             return [SendUpstream(event, raw)]
         clamped = int(relayed)
         return [
             SendUpstream({**event, "audio_end_ms": clamped}),
-            Audit(GateActionRecord(self.call_id, self._next_gate_seq(), self._rel(now_ms), "truncate_clamped", mode=mode,
-                                   item_id=turn.item_id, requested_ms=asked, audio_end_ms=float(clamped))),
+            self._gate_action("truncate_clamped", now_ms, item_id=turn.item_id, requested_ms=asked, audio_end_ms=float(clamped)),
         ]
 
     def _record_client_text(self, item: dict[str, Any], now_ms: float) -> list[Action]:
@@ -898,13 +898,10 @@ class CallSession:
         if call is None:
             return []
         at = self._rel(now_ms)
-        result = ToolResultRecord(call_id=self.call_id, tool_call_id=call_id, output=output, at_ms=at,
-                                  status="ok" if status == "ok" else status)
+        result = ToolResultRecord(call_id=self.call_id, tool_call_id=call_id, output=output, at_ms=at, status=status)
         out: list[Action] = [
             Audit(result),
-            Audit(GateActionRecord(self.call_id, self._next_gate_seq(), at, "tool_run",
-                                   mode=self.config.gate.mode if self.config.gate else None, item_id=call.item_id,
-                                   tool=call.name, status=status, latency_ms=round(latency_ms, 1))),
+            self._gate_action("tool_run", now_ms, item_id=call.item_id, tool=call.name, status=status, latency_ms=round(latency_ms, 1)),
         ]
         state = self.tool_calls.get(call_id)
         if state is not None:
