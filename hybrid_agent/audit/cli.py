@@ -1,5 +1,7 @@
 """``hybrid-agent db ...`` and ``hybrid-agent audit ...``: migrations and the compliance officer's queries.
 
+Why this module is long: one subcommand per compliance query (calls, show, violations, search, export, verify, gate, close-interrupted) with its text rendering; each is small, splitting by command would scatter the shared rendering helpers.
+
 Exit codes: 0 ok; 1 the answer is "no" (unknown call id, ``verify`` found a problem);
 2 the database cannot be used (bad URL, unreachable, schema needs ``db upgrade``).
 Every query prints a readable table by default and JSON with ``--json``.

@@ -1,5 +1,7 @@
 """The batched audit writer: the call path enqueues, a thread writes.
 
+Why this module is long: the writer thread, its spool fallback and replay, health probes and crash recovery share one lock and one state machine; split, the locking would cross modules.
+
 ``enqueue`` appends to an in-memory deque and returns (no lock held across I/O,
 no await, no database).  A dedicated thread drains the deque: it turns records
 into rows (pseudonyms, PII-gate redaction of unredacted text), and appends them to the hash chain

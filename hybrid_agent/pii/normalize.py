@@ -1,5 +1,7 @@
 """Spoken-form normalizer: speech-transcript text -> text the recognizers understand.
 
+Why this module is long: one tokenizer-driven pass with its offset map; the number readings (digits, teens, hundreds, double/triple, oh) and the e-mail/correction handling rewrite the same token stream and share its state.
+
 ``normalize("my card is four one one one, double one ...")`` returns a
 :class:`Normalized` whose ``text`` reads ``"my card is 4111 11..."`` and whose offset
 map takes every normalized character back to the span of the original text it came

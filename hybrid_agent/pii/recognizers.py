@@ -1,5 +1,7 @@
 """Our Presidio recognizers and the label-binding context enhancer.
 
+Why this module is long: one recognizer class per entity type we add to Presidio (about a dozen, each a pattern list plus its checksum) and the label-binding enhancer they share.
+
 Presidio's stock recognizers only see well-formed digit strings and, without a spaCy
 model, never look at the words around a match.  Transcripts need both, so:
 

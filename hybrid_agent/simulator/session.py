@@ -1,5 +1,7 @@
 """One simulated Realtime session: the state behind one WebSocket connection.
 
+Why this module is long: it is the whole simulated service for one connection (session merge, VAD, conversation, responses, truncate, faults), kept as one class like the real service's state.
+
 :class:`SimSession` reads client events, keeps the session configuration, the
 input audio buffer (with an energy VAD), the conversation item list and the
 scenario cursor, and emits GA server events.  Responses and delayed
