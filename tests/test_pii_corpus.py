@@ -16,7 +16,7 @@ from hybrid_agent.pii.evaluate import Report, evaluate, load_corpus
 
 CORPUS = Path(__file__).parent / "data" / "pii_corpus.jsonl"
 TARGETS = ("CREDIT_CARD", "US_SSN", "US_BANK_NUMBER")
-OTHERS = ("PHONE_NUMBER", "EMAIL_ADDRESS", "IBAN_CODE", "ABA_ROUTING_NUMBER", "CARD_CVV", "CARD_EXPIRY", "DATE_OF_BIRTH", "MEMBER_ID")
+OTHERS = ("PHONE_NUMBER", "EMAIL_ADDRESS", "IBAN_CODE", "ABA_ROUTING_NUMBER", "CARD_CVV", "CARD_EXPIRY", "DATE_OF_BIRTH", "MEMBER_ID", "PIN")
 
 
 @pytest.fixture(scope="module")

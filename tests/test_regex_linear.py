@@ -55,6 +55,8 @@ HOSTILE: dict[str, Callable[[int], str]] = {
     "repeated label words": lambda n: _fill("card number ", n),
     "spaces": lambda n: _fill(" ", n),
     "at signs": lambda n: _fill("a@", n),
+    "PIN label and spaced digits pairs": lambda n: _fill("pin 1 2 3 4, ", n),  # PinRecognizer, its digit groups
+    "PIN labels, then a card": lambda n: _fill("pin ", n, tail="4111 1111 1111 1111"),  # PIN labels skipped for a long number
 }
 
 

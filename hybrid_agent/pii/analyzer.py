@@ -46,7 +46,7 @@ __all__ = ["PiiEntity", "PiiAnalyzer", "get_analyzer", "ENTITY_TYPES", "DEFAULT_
 
 ENTITY_TYPES = (
     R.CREDIT_CARD, R.CARD_CVV, R.CARD_EXPIRY, R.US_SSN, R.PHONE_NUMBER, R.EMAIL_ADDRESS, R.IBAN_CODE,
-    R.US_BANK_NUMBER, R.ABA_ROUTING_NUMBER, R.DATE_OF_BIRTH, R.MEMBER_ID, R.PERSON,
+    R.US_BANK_NUMBER, R.ABA_ROUTING_NUMBER, R.DATE_OF_BIRTH, R.MEMBER_ID, R.PIN, R.PERSON,
 )
 DEFAULT_THRESHOLDS = {R.PHONE_NUMBER: 0.4}
 DEFAULT_THRESHOLD = 0.5
@@ -145,6 +145,7 @@ def build_engine(model: str | None = None) -> AnalyzerEngine:
         R.CardSecurityCodeRecognizer(),
         R.DateOfBirthRecognizer(),
         R.MemberIdRecognizer(),
+        R.PinRecognizer(),
     ):
         registry.add_recognizer(rec)
     if model:

@@ -10,15 +10,15 @@ model, never look at the words around a match.  Transcripts need both, so:
   card prefixes, SSN area/group/serial rules, ABA checksum, NANP shape) and proposes
   every type it could be;
 - :class:`CardExpiryRecognizer`, :class:`CardSecurityCodeRecognizer`,
-  :class:`DateOfBirthRecognizer` and :class:`MemberIdRecognizer` propose the shapes
-  those values take;
+  :class:`DateOfBirthRecognizer`, :class:`MemberIdRecognizer` and :class:`PinRecognizer`
+  propose the shapes those values take;
 - :class:`LabelContextEnhancer` (a Presidio ``ContextAwareEnhancer``) then decides with
   the words of the text itself: each candidate is bound to the *nearest* label before it
   (``card``, ``social``, ``routing``, ``account``, ``member id``, ``expires``, ``born`` ...,
   or a negative label such as ``order``/``ticket``/``confirmation``) and scored from it.
 
 Entity types of our own (beside Presidio's names): ``CARD_EXPIRY``, ``CARD_CVV``,
-``DATE_OF_BIRTH``, ``MEMBER_ID``.
+``DATE_OF_BIRTH``, ``MEMBER_ID``, ``PIN``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ CARD_EXPIRY = "CARD_EXPIRY"
 CARD_CVV = "CARD_CVV"
 DATE_OF_BIRTH = "DATE_OF_BIRTH"
 MEMBER_ID = "MEMBER_ID"
+PIN = "PIN"
 PERSON = "PERSON"
 NEGATIVE = "_NEGATIVE"
 
@@ -101,6 +102,14 @@ _labels(CARD_CVV, [
 _labels(DATE_OF_BIRTH, [
     "date of birth", "birth date", "birthdate", "birthday", "born", "dob", "d o b", "born on", "born in",
 ])
+# A PIN or telephone-banking passcode.  "telephone ..."/"phone ..." are longer than the phone
+# labels "telephone"/"phone" and so win where they overlap; "code" alone is no label (zip code,
+# area code, security code are other types).
+_labels(PIN, [
+    "pin", "pin number", "pin code", "p i n", "personal identification number", "security pin",
+    "passcode", "pass code", "passcode digits", "passcode number", "security passcode", "access code",
+    *(f"{p} {w}" for p in ("telephone", "phone", "telephone banking", "phone banking") for w in ("passcode", "pass code", "pin")),
+])
 _labels(NEGATIVE, [
     "order", "order number", "ticket", "ticket number", "confirmation", "confirmation number", "reference",
     "reference number", "ref", "tracking", "tracking number", "invoice", "case", "case number", "booking",
@@ -139,13 +148,29 @@ _LINK = re.compile(
     re.IGNORECASE,
 )
 # Entity types that are only reported when their own label is the nearest one.
-REQUIRES_LABEL = frozenset({US_BANK_NUMBER, ABA_ROUTING_NUMBER, MEMBER_ID, CARD_EXPIRY, CARD_CVV, DATE_OF_BIRTH})
+REQUIRES_LABEL = frozenset({US_BANK_NUMBER, ABA_ROUTING_NUMBER, MEMBER_ID, CARD_EXPIRY, CARD_CVV, DATE_OF_BIRTH, PIN})
 # Entity types a negative label ("order number", "ticket") suppresses.
-NEGATABLE = frozenset({PHONE_NUMBER, US_SSN, US_BANK_NUMBER, ABA_ROUTING_NUMBER, MEMBER_ID, CARD_CVV, CREDIT_CARD})
+NEGATABLE = frozenset({PHONE_NUMBER, US_SSN, US_BANK_NUMBER, ABA_ROUTING_NUMBER, MEMBER_ID, CARD_CVV, CREDIT_CARD, PIN})
 # How many words may stand between a label and the value it names.
-WINDOW_BEFORE = {CARD_CVV: 8, CARD_EXPIRY: 8, DATE_OF_BIRTH: 8}
+WINDOW_BEFORE = {CARD_CVV: 8, CARD_EXPIRY: 8, DATE_OF_BIRTH: 8, PIN: 8}
 DEFAULT_WINDOW_BEFORE = 10
 WINDOW_AFTER = 4
+# Labels after a value bind it only through a copula ("4921 is my pin"), never by nearness alone.
+_NO_BARE_AFTER = frozenset({CARD_EXPIRY, CARD_CVV, DATE_OF_BIRTH, PIN, NEGATIVE})
+# A PIN has at most this many digits: a PIN label does not name a longer number ("I forgot my
+# pin, my number is 212 947 3311" is a phone number), it is skipped for it.
+PIN_MIN_DIGITS, PIN_MAX_DIGITS = 4, 8
+
+
+def _too_long_for_pin(text: str, start: int, end: int) -> bool:
+    """More than PIN_MAX_DIGITS digits in ``text[start:end]`` (stops counting there)."""
+    n = 0
+    for i in range(start, end):
+        if text[i].isdigit():
+            n += 1
+            if n > PIN_MAX_DIGITS:
+                return True
+    return False
 
 
 @dataclass(slots=True)
@@ -220,23 +245,39 @@ def nearest_label(text: str, start: int, end: int, entity: str) -> tuple[str | N
     idx = text_index(text)
     ws = idx.word_starts
     window = WINDOW_BEFORE.get(entity, DEFAULT_WINDOW_BEFORE)
+    long_value: list[bool] = []  # computed once, when a PIN label is met (see PIN_MAX_DIGITS)
+
+    def skip(ent: str) -> bool:
+        if ent != PIN or entity == PIN:
+            return False
+        if not long_value:
+            long_value.append(_too_long_for_pin(text, start, end))
+        return long_value[0]
+
     best: tuple[str | None, int] = (None, 1 << 30)
     b = idx.last_ending_by(start)  # the last label (in list order) ending at or before the span
-    if b >= 0:
+    # A PIN label skipped for a long number hands it to the label before it (the labels ending
+    # within the window are at most about 2 * window: real ones do not overlap, nor do virtual ones).
+    while b >= 0:
         _ls, le, ent, _v = idx.labels[b]
         dist = bisect.bisect_left(ws, start) - bisect.bisect_left(ws, le)
-        if dist <= window:
+        if dist > window:
+            break
+        if le <= start and not skip(ent):
             best = (ent, dist)
+            break
+        b -= 1
     after: tuple[str | None, int] = (None, -1)
     a = idx.first_real_from(end)  # the first label from a correction marker does not count here
     if a >= 0:
         ls, _le, ent, _virtual = idx.labels[a]
-        link = _LINK.fullmatch(text, end, ls)
-        if link:  # "X is the security code": the value is named right after it; this wins
-            return ent, 0
-        dist = bisect.bisect_left(ws, ls) - bisect.bisect_left(ws, end)
-        if dist <= WINDOW_AFTER and ent not in (CARD_EXPIRY, CARD_CVV, DATE_OF_BIRTH, NEGATIVE):
-            after = (ent, dist)
+        if not skip(ent):
+            link = _LINK.fullmatch(text, end, ls)
+            if link:  # "X is the security code": the value is named right after it; this wins
+                return ent, 0
+            dist = bisect.bisect_left(ws, ls) - bisect.bisect_left(ws, end)
+            if dist <= WINDOW_AFTER and ent not in _NO_BARE_AFTER:
+                after = (ent, dist)
     if best[0] is not None:
         return best
     return after
@@ -571,3 +612,44 @@ class MemberIdRecognizer(_LabelledPattern):
         if head and head.group().upper() in _NOT_ID_PREFIX:
             return False
         return 5 <= sum(c.isdigit() for c in pattern_text) <= 15
+
+
+# A year after a time preposition ("I haven't changed my pin since 2019") is not the PIN.
+_YEAR = re.compile(r"(?:19|20)\d\d")
+_TIME_PREP = re.compile(r"\b(?:in|since|from|until|till|before|after|around|by|circa)\s$", re.IGNORECASE)
+# The separators between the digit groups of one value (as in CARD_CVV's "cvv spaced"): a space,
+# or one of - . , with an optional space either side.  Exactly one separator between two groups.
+_PIN_SEP = r"(?: ?[\-.,] ?| )"
+
+
+class PinRecognizer(_LabelledPattern):
+    """A PIN or telephone-banking passcode: 4 to 8 digits, written ("4921"), spaced ("2 4 6 8 1 0",
+    "246-810") or spoken (digits after normalization: "two four six eight one zero" -> "246810").
+
+    The pattern takes a whole digit run, never part of one (the look-arounds refuse a start or an
+    end next to another digit group), so a 16-digit card after "pin" is one run of 16 digits and
+    no PIN; the digit count is checked in :meth:`invalidate_result`.  Linear: one separator
+    between two digit groups, so a run splits into groups one way only.
+    """
+
+    ENTITY = PIN
+    PATTERNS = [
+        Pattern(
+            "pin",
+            r"(?<![\w$\u00a3\u20ac+])(?<!\d[\-.,])(?<!\d )(?<!\d[\-.,] )(?<!\d [\-.,])(?<!\d [\-.,] )"
+            rf"\d+(?:{_PIN_SEP}\d+)*"
+            r"(?![\w%]|[\-.,]\d| \d| [\-.,]\d|[\-.,] \d| [\-.,] \d)",
+            0.3,
+        ),
+    ]
+
+    def invalidate_result(self, pattern_text: str) -> bool | None:
+        n = sum(c.isdigit() for c in pattern_text)
+        return not (PIN_MIN_DIGITS <= n <= PIN_MAX_DIGITS)
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        return [
+            r for r in results
+            if not (_YEAR.fullmatch(text, r.start, r.end) and _TIME_PREP.search(text, max(0, r.start - 8), r.start))
+        ]

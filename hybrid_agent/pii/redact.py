@@ -5,7 +5,8 @@ Modes per entity type (:class:`RedactionPolicy`):
 - ``placeholder`` (default): ``<CREDIT_CARD>``;
 - ``last4``: ``<CREDIT_CARD ending 1111>`` (last four digits of the normalized value, so
   ``"... one one one one"`` keeps ``1111`` too; values with fewer than 8 digits fall back
-  to the placeholder, a short value's last four would be most of it);
+  to the placeholder, a short value's last four would be most of it, and so do secrets
+  (``CARD_CVV``, ``PIN``: an 8-digit PIN must not show half of itself);
 - ``pseudonym``: ``<EMAIL_ADDRESS:3f2a9c...>``, a keyed HMAC that joins across calls;
 - ``keep``: leave the text (for types a deployment decides are not sensitive).
 """
@@ -29,6 +30,8 @@ __all__ = ["RedactionPolicy", "redact", "Pseudonymizer", "canonical_value"]
 
 Mode = Literal["placeholder", "last4", "pseudonym", "keep"]
 MODES = ("placeholder", "last4", "pseudonym", "keep")
+#: types whose digits are a secret: ``last4`` shows none of them (the placeholder instead)
+NO_LAST4 = frozenset({R.CARD_CVV, R.PIN})
 
 
 def canonical_value(entity_type: str, value: str) -> str:
@@ -94,7 +97,7 @@ class RedactionPolicy:
         mode = self.mode(entity.type)
         if mode == "keep":
             return original
-        if mode == "last4":
+        if mode == "last4" and entity.type not in NO_LAST4:
             digits = re.sub(r"\D", "", entity.value or normalize(original).text)
             if len(digits) >= 8:
                 return f"<{entity.type} ending {digits[-4:]}>"
