@@ -239,3 +239,89 @@ def test_a_blocked_verdict_names_the_clean_prefix_before_the_blocked_phrase(gate
     text = f"{SAFE}Some more, fine words here. {BLOCKED}{TAIL}"
     v = gate.decide_speech(SpeechCheck(1, "i", text, True, 0, inp, 0.0))
     assert v.blocked and v.approved == text.index("Your card")  - 1  # up to the phrase end before the card
+
+
+# ---------------------------------------------------------------------- the bound on held audio
+IDS = {"response_id": "r", "item_id": "item_a", "output_index": 0, "content_index": 0}
+UNSETTLED = "Let me read out the details of your account for you now"  # no phrase end: nothing approved yet
+
+
+def held_answer(gate: PolicyGate, max_hold_ms: float, fail_open: bool = False) -> Driver:
+    """A hold-mode answer whose transcript cannot be approved yet, so its audio is held."""
+    s = session(gate, "hold")
+    assert s.speech is not None
+    s.speech.max_hold_ms = max_hold_ms  # the call session passes the pack's gate.max_hold_ms
+    s.speech.fail_open = fail_open
+    d = Driver(s, gate)
+    d.up({"type": "response.created", "response": {"id": "r", "object": "realtime.response", "status": "in_progress", "output": []}})
+    d.up({"type": "response.output_item.added", "response_id": "r", "output_index": 0,
+          "item": {"id": "item_a", "type": "message", "role": "assistant", "content": []}})
+    d.up({"type": "response.output_audio_transcript.delta", **IDS, "delta": UNSETTLED})
+    return d
+
+
+def audio(d: Driver, n: int, ms: float = 100.0, **extra: object) -> None:
+    for _ in range(n):
+        d.up({"type": "response.output_audio.delta", **IDS, "delta": base64.b64encode(b"\x00" * int(ms * 48)).decode(), **extra})
+
+
+def test_hold_below_the_bound_holds_and_then_releases_whole(gate: PolicyGate) -> None:
+    d = held_answer(gate, 1000)
+    audio(d, 10)  # exactly 1000 ms held: not over the bound
+    assert d.audio_ms_sent() == 0 and not d.upstream and not d.gate_actions("hold_overflow")
+    d.up({"type": "response.output_audio_transcript.done", **IDS, "transcript": UNSETTLED + "."})
+    assert d.audio_ms_sent() == pytest.approx(1000)
+    assert not d.gate_actions("hold_overflow") and not d.gate_actions("gate_failed") and not d.gate_actions("speech_blocked")
+
+
+def test_hold_overflow_fails_closed(gate: PolicyGate) -> None:
+    d = held_answer(gate, 1000)
+    audio(d, 11)  # 1100 ms held: the gate cannot keep up
+    assert d.audio_ms_sent() == 0 and d.text_sent() == ""  # nothing held is ever sent
+    [overflow] = d.gate_actions("hold_overflow")
+    assert overflow.held_ms == pytest.approx(1100) and overflow.status == "closed" and overflow.mode == "hold"
+    assert [r.status for r in d.gate_actions("gate_failed")] == ["closed"]
+    [blocked] = d.gate_actions("speech_blocked")
+    assert blocked.rule_id == "gate:hold_overflow" and blocked.effect == "block_speech"
+    kinds = [e["type"] for e in d.upstream]
+    assert kinds == ["response.cancel", "conversation.item.truncate"]
+    assert d.upstream[1]["audio_end_ms"] == 0
+    assert d.gate_actions("fallback_spoken")
+    # later deltas of the answer are dropped, not buffered
+    item = d.s.speech.items["item_a"]  # type: ignore[union-attr]
+    records, sent = len(d.records), len(d.sent)
+    audio(d, 50)
+    d.up({"type": "response.output_audio_transcript.delta", **IDS, "delta": " and more"})
+    assert not item.audio_q and not item.text_q and item.held_bytes == 0
+    assert len(d.records) == records and len(d.sent) == sent and d.audio_ms_sent() == 0
+    # the cancelled answer's done reaches the caller, then the fallback is asked for
+    d.up({"type": "response.done", "response": {"id": "r", "object": "realtime.response", "status": "cancelled", "output": []}})
+    assert d.sent[-1]["type"] == "response.done" and d.audio_ms_sent() == 0
+    assert d.upstream[-1]["type"] == "response.create" and d.upstream[-1]["response"]["instructions"].startswith(SAY_EXACTLY)
+
+
+def test_hold_overflow_fails_open_releasing_what_is_held(gate: PolicyGate) -> None:
+    d = held_answer(gate, 1000, fail_open=True)
+    audio(d, 11)
+    assert d.audio_ms_sent() == pytest.approx(1100) and d.text_sent() == UNSETTLED  # everything held went out
+    [overflow] = d.gate_actions("hold_overflow")
+    assert overflow.status == "open" and overflow.held_ms == pytest.approx(1100)
+    assert [r.status for r in d.gate_actions("gate_failed")] == ["open"]
+    assert not d.upstream and not d.gate_actions("speech_blocked")
+    # the gate holds afresh: later audio goes out as far as the (now approved) text covers it, the rest waits
+    audio(d, 20)  # 3100 ms in all
+    covered = len(UNSETTLED) / d.s.speech.rate_hi()  # type: ignore[union-attr]
+    assert 1100 < d.audio_ms_sent() <= covered < 3100 - 100 and len(d.gate_actions("hold_overflow")) == 1
+    d.up({"type": "response.output_audio_transcript.done", **IDS, "transcript": UNSETTLED + ". Thank you."})
+    assert d.audio_ms_sent() == pytest.approx(3100)
+    assert not d.upstream and not d.gate_actions("speech_blocked") and len(d.gate_actions("hold_overflow")) == 1
+
+
+def test_hold_bound_counts_bytes_too(gate: PolicyGate) -> None:
+    """Frames that are mostly not audio still cannot make the held buffer grow without bound."""
+    d = held_answer(gate, 1000)
+    audio(d, 10, ms=1.0, padding="x" * 20_000)  # 10 ms of audio in ~200 KB of frames
+    [overflow] = d.gate_actions("hold_overflow")
+    assert overflow.held_ms is not None and overflow.held_ms < 1000 and overflow.status == "closed"
+    assert d.audio_ms_sent() == 0 and d.upstream[0]["type"] == "response.cancel"
+    assert d.s.speech.items["item_a"].held_bytes == 0  # type: ignore[union-attr]

@@ -13,6 +13,10 @@ checks (``CheckSpeech``) of the transcript as it grows and acts on the verdicts.
   boundary when a sentence runs long; everything once the transcript is final), so no audio
   covering part of a blocked phrase is ever released.  Events that carry the whole
   transcript (``*.done``, ``response.done``) wait until everything before them is released.
+  What an item holds is bounded (``max_hold_ms`` of audio, and ``HOLD_BYTES_PER_MS`` times
+  that in event bytes): past it the gate cannot keep up, a ``hold_overflow`` gate failure that
+  fails closed (a block with the fallback; the item's later events are dropped) or, with
+  ``fail_open``, releases everything held and holds afresh.
 - ``monitor``: everything flows at once; checks run beside it.  On a block the audio already
   sent counts as leaked from the violating sentence's estimated start.
 
@@ -43,6 +47,8 @@ RATE_MARGIN = 1.5
 SAY_EXACTLY = "Say exactly this, word for word, and nothing else: "
 #: an item's transcript the gate keeps (longer answers are checked on the newest part)
 MAX_ITEM_TEXT = 20_000
+#: event bytes an item may hold per ms of ``max_hold_ms`` (base64 PCM16 at 24 kHz is 64 a ms, plus framing)
+HOLD_BYTES_PER_MS = 128
 
 _TEXT_DELTAS = ("response.output_audio_transcript.delta", "response.output_text.delta")
 _TEXT_DONE = ("response.output_audio_transcript.done", "response.output_text.done")
@@ -60,6 +66,7 @@ class _Item:
     checking: int | None = None  # the check in flight
     checked: tuple[int, bool] = (0, False)  # (text length, final) the last check saw: re-check only on news
     blocked: bool = False
+    held_bytes: int = 0  # bytes of the text and audio events held
     audio_ms: float = 0.0  # all audio of the item so far
     sent_audio_ms: float = 0.0  # audio sent to the caller
     text_q: deque[tuple[int, dict[str, Any], str | None]] = field(default_factory=deque)
@@ -92,6 +99,7 @@ class SpeechGate:
         fallback_utterance: str,
         check_timeout_ms: float = 1500.0,
         fail_open: bool = False,
+        max_hold_ms: float = 10_000.0,
         next_seq: Callable[[], int],
         rel: Callable[[float], float] = lambda now_ms: now_ms,
         typical_rate: Callable[[], float] | None = None,
@@ -104,6 +112,7 @@ class SpeechGate:
         self.fallback_utterance = fallback_utterance
         self.check_timeout_ms = check_timeout_ms
         self.fail_open = fail_open
+        self.max_hold_ms = max_hold_ms
         self._next_seq = next_seq
         self._rel = rel
         self._typical_rate = typical_rate or rate  # the leak estimate wants the usual rate, release the fastest
@@ -153,10 +162,11 @@ class SpeechGate:
         out: list[Action] = []
         if self.mode == "hold":
             item.text_q.append((len(item.text), event, raw))
+            item.held_bytes += _size(event, raw)
         else:
             out.append(SendClient(event, raw))
         out.extend(self._maybe_check(item, now_ms))
-        return out
+        return out + (self._bound(item, now_ms) if self.mode == "hold" else [])
 
     def _on_audio(self, item: _Item, event: dict[str, Any], raw: str | None, now_ms: float) -> list[Action]:
         if item.blocked:
@@ -169,7 +179,9 @@ class SpeechGate:
             item.sent_audio_ms += ms
             return [SendClient(event, raw)]
         item.audio_q.append((item.audio_ms, event, raw))
-        return self._release(item, now_ms)
+        item.held_bytes += _size(event, raw)
+        out = self._release(item, now_ms)
+        return out + self._bound(item, now_ms)
 
     def _hold_tail(self, item: _Item, event: dict[str, Any], raw: str | None, now_ms: float, check: bool = False) -> list[Action]:
         if item.blocked:
@@ -250,14 +262,33 @@ class SpeechGate:
         item = self.items.get(item_id or "")
         if item is None or item.checking != check_id or item.blocked:
             return []
-        item.checking = None
+        return self._fail_item(item, open_to, reason, now_ms)
+
+    def _fail_item(self, item: _Item, open_to: int, reason: str, now_ms: float, rule_id: str = "gate:error",
+                   everything: bool = False) -> list[Action]:
+        """The gate failed on ``item``: block it with the fallback, or (fail-open) approve its text up to
+        ``open_to`` and release what that covers (``everything``: all audio held)."""
+        if item.checking is not None:  # a verdict still to come changes nothing now
+            self._in_flight.pop(item.checking, None)
+            item.checking = None
         out: list[Action] = [Audit(self._action("gate_failed", now_ms, item, status="open" if self.fail_open else "closed",
                                                 text=reason[:200], redacted=True))]
         if self.fail_open:
             item.approved = open_to
-            out.extend(self._release(item, now_ms) if self.mode == "hold" else [])
+            out.extend(self._release(item, now_ms, everything) if self.mode == "hold" else [])
             return out + self._maybe_check(item, now_ms)
-        return out + self._block(item, "gate:error", "block_speech", self.fallback_utterance, now_ms)
+        return out + self._block(item, rule_id, "block_speech", self.fallback_utterance, now_ms)
+
+    def _bound(self, item: _Item, now_ms: float) -> list[Action]:
+        """Hold mode: an item holding more than ``max_hold_ms`` of audio (or its bytes) is a gate failure."""
+        held_ms = item.audio_ms - item.sent_audio_ms
+        if item.blocked or (held_ms <= self.max_hold_ms and item.held_bytes <= self.max_hold_ms * HOLD_BYTES_PER_MS):
+            return []
+        out: list[Action] = [Audit(self._action("hold_overflow", now_ms, item, held_ms=round(held_ms, 1),
+                                                audio_end_ms=round(item.sent_audio_ms, 1),
+                                                status="open" if self.fail_open else "closed"))]
+        reason = f"held {held_ms:.0f} ms of audio ({item.held_bytes} bytes), over max_hold_ms {self.max_hold_ms:.0f}"
+        return out + self._fail_item(item, len(item.text), reason, now_ms, "gate:hold_overflow", everything=True)
 
     def timer_fired(self, name: str, now_ms: float) -> list[Action] | None:
         if not name.startswith("speech_check:"):
@@ -272,17 +303,19 @@ class SpeechGate:
     def rate_hi(self) -> float:
         return self._rate() * RATE_MARGIN
 
-    def _release(self, item: _Item, now_ms: float) -> list[Action]:
+    def _release(self, item: _Item, now_ms: float, everything: bool = False) -> list[Action]:
         out: list[Action] = []
         while item.text_q and item.text_q[0][0] <= item.approved:
             end, event, raw = item.text_q.popleft()
             item.released_chars = end
+            item.held_bytes -= _size(event, raw)
             out.append(SendClient(event, raw))
         whole = item.final and item.approved >= len(item.text)
         rate = self.rate_hi()
-        while item.audio_q and (whole or item.audio_q[0][0] * rate <= item.approved):
+        while item.audio_q and (whole or everything or item.audio_q[0][0] * rate <= item.approved):
             end_ms, event, raw = item.audio_q.popleft()
             item.sent_audio_ms = end_ms
+            item.held_bytes -= _size(event, raw)
             if item.first_release_ms is None:
                 item.first_release_ms = now_ms
             out.append(SendClient(event, raw))
@@ -306,6 +339,7 @@ class SpeechGate:
         self.blocks += 1
         item.text_q.clear()
         item.audio_q.clear()
+        item.held_bytes = 0
         leaked = 0.0
         if self.mode == "monitor":
             start_ms = item.approved / max(self._typical_rate(), 1e-6)
@@ -360,6 +394,11 @@ class SpeechGate:
     def _action(self, action: str, now_ms: float, item: _Item, **kw: Any) -> GateActionRecord:
         return GateActionRecord(call_id=self.call_id, seq=self._next_seq(), at_ms=self._rel(now_ms),
                                 action=action, mode=self.mode, item_id=item.item_id, **kw)  # type: ignore[arg-type]
+
+
+def _size(event: dict[str, Any], raw: str | None) -> int:
+    """Bytes a held event takes, roughly: its frame, or its delta and some framing."""
+    return len(raw) if raw is not None else len(str(event.get("delta", ""))) + 200
 
 
 def _cut_content(container: Any, heard: str) -> None:
