@@ -36,7 +36,7 @@ def _add_gate(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from hybrid_agent.server.runner import BridgeServer, GateUnavailable
+    from hybrid_agent.server.runner import BridgeServer, EscalationUnavailable, GateUnavailable, check_escalation_settings
 
     settings = _settings(args)
     if not settings.bridge_tokens:
@@ -46,9 +46,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from hybrid_agent.upstream.connector import UpstreamError
 
     try:
+        check_escalation_settings(settings)  # before anything touches the database
         _first_run_schema(settings.database_url)
         server = BridgeServer(settings)
-    except (AuditStoreError, GateUnavailable) as exc:
+    except (AuditStoreError, GateUnavailable, EscalationUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -108,7 +109,7 @@ def _cmd_simulator(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hybrid_agent.demo import run_demo
 
-    return asyncio.run(run_demo(_settings(args), scenario=args.scenario))
+    return asyncio.run(run_demo(_settings(args), scenario=args.scenario, all_decisions=args.all))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_simulator)
 
     p = sub.add_parser("demo", help="a scripted call through the bridge and the simulator (no keys, no network)")
-    p.add_argument("--scenario", help="scenario YAML or shipped name (default: banking and barge_in)")
+    p.add_argument("--scenario", help="scenario YAML or shipped name (default: bank_enforced in hold mode, then bank_monitor "
+                   "in monitor mode, the bridge running the pack's tools)")
+    p.add_argument("--all", action="store_true", help="list every decision, also those where no rule matched (default allow)")
     _add_gate(p)
     _add_db(p)
     p.set_defaults(func=_cmd_demo)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -78,6 +79,18 @@ class Settings(BaseSettings):
         description="HMAC key for caller pseudonyms (HYBRID_AGENT_PSEUDONYM_KEY); keep it secret and stable.",
     )
 
+    # escalation webhook (docs/policy.md, "Escalation webhook")
+    escalation_webhook: str | None = Field(
+        default=None,
+        description="http(s) URL the bridge POSTs a signed call.escalated notification to when a rule escalates a call "
+        "(HYBRID_AGENT_ESCALATION_WEBHOOK); needs escalation_secret.",
+    )
+    escalation_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key the escalation webhook is signed with (HYBRID_AGENT_ESCALATION_SECRET); "
+        "shared with the receiver only.",
+    )
+
     @field_validator("bridge_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: Any) -> Any:
@@ -97,6 +110,26 @@ class Settings(BaseSettings):
     def _check_gate_mode(cls, value: str | None) -> str | None:
         if value is not None and value not in ("off", "observe", "monitor", "hold"):
             raise ValueError("must be off, observe, monitor or hold")
+        return value
+
+    @field_validator("escalation_webhook", mode="before")
+    @classmethod
+    def _check_escalation_webhook(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None  # an empty variable is no webhook
+            parts = urlsplit(value)
+            if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("escalation_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: Any) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(raw, str) and not raw.strip():
+            return None  # an empty variable is no secret (serve then refuses a webhook without one)
         return value
 
     @field_validator("upstream")

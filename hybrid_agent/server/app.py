@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket
 from hybrid_agent.audit.sink import AuditSink
 from hybrid_agent.policy.gate import PolicyGate
 from hybrid_agent.server.auth import bearer_token, token_is_valid
+from hybrid_agent.server.escalation import EscalationSink
 from hybrid_agent.settings import Settings
 from hybrid_agent.transports.realtime_ws import serve_realtime_client
 from hybrid_agent.upstream.connector import UpstreamConnector
@@ -74,6 +75,8 @@ def build_app(
     audit: AuditSink,
     policy_gate: PolicyGate | None = None,
     gate_executor: concurrent.futures.Executor | None = None,
+    *,
+    escalations: EscalationSink | None = None,
 ) -> Starlette:
     async def healthz(request: Request) -> Response:
         if not token_is_valid(bearer_token(request.headers), settings.bridge_tokens):
@@ -110,6 +113,7 @@ def build_app(
             audit=audit,
             policy_gate=policy_gate,
             gate_executor=gate_executor,
+            escalations=escalations,
         )
 
     return Starlette(

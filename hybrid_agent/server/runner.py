@@ -15,6 +15,7 @@ from hybrid_agent.audit.writer import AuditWriter, make_writer
 from hybrid_agent.policy.gate import IMPLEMENTED_GATE_MODES, PolicyGate
 from hybrid_agent.logs import install_log_redaction
 from hybrid_agent.server.app import build_app
+from hybrid_agent.server.escalation import EscalationNotifier, EscalationSink
 from hybrid_agent.server.http import MAX_HEADER_BYTES, guarded_h11_protocol
 from hybrid_agent.settings import Settings
 from hybrid_agent.upstream.connector import UpstreamConnector
@@ -46,12 +47,32 @@ def load_policy_gate(settings: Settings) -> PolicyGate | None:
         pack = load_pack(settings.policy_pack)
     except PackError as exc:
         raise GateUnavailable(f"policy pack {settings.policy_pack} cannot be used: {exc}") from None
-    if pack.manifest.gate.user_turn == "gated":
-        # the bridge would turn the model's own answers off without yet answering in their place
-        raise GateUnavailable(
-            f"policy pack {settings.policy_pack}: gate.user_turn 'gated' is not built yet (use 'immediate')"
-        )
     return PolicyGate(pack)
+
+
+class EscalationUnavailable(ValueError):
+    """The escalation webhook is configured but cannot be used; the message is one line for a person."""
+
+
+def check_escalation_settings(settings: Settings) -> None:
+    """Refuse a webhook without a secret: every escalation webhook is signed."""
+    if settings.escalation_webhook is not None and settings.escalation_secret is None:
+        raise EscalationUnavailable(
+            "HYBRID_AGENT_ESCALATION_WEBHOOK is set but HYBRID_AGENT_ESCALATION_SECRET is not: escalation webhooks "
+            "are always signed; set the secret shared with the receiver (or unset the webhook)"
+        )
+
+
+def load_escalation_notifier(settings: Settings) -> EscalationNotifier | None:
+    """The escalation webhook's notifier for ``settings`` (``None`` without a webhook); not started."""
+    check_escalation_settings(settings)
+    if settings.escalation_webhook is None:
+        return None
+    assert settings.escalation_secret is not None
+    try:
+        return EscalationNotifier(settings.escalation_webhook, settings.escalation_secret)
+    except ValueError as exc:
+        raise EscalationUnavailable(f"escalation webhook cannot be used: {exc}") from None
 
 
 class BridgeServer:
@@ -60,14 +81,32 @@ class BridgeServer:
     Without an explicit ``audit`` sink it records to the audit database of
     ``settings.database_url`` through an ``AuditWriter`` it owns (started before the
     first call is accepted, flushed and closed at shutdown).
+
+    Likewise the escalation webhook: with ``settings.escalation_webhook`` it builds an
+    ``EscalationNotifier`` it owns (started with the server, flushed and closed at shutdown);
+    an explicit ``escalations`` (anything with ``notify(NotifyEscalation)``, e.g. a test's
+    notifier pointed at a local receiver) is used instead and is its creator's to start and close.
     """
 
     def __init__(
-        self, settings: Settings, audit: AuditSink | None = None, *, max_header_bytes: int = MAX_HEADER_BYTES
+        self,
+        settings: Settings,
+        audit: AuditSink | None = None,
+        *,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        escalations: EscalationSink | None = None,
     ) -> None:
         self.settings = settings
         self.max_header_bytes = max_header_bytes  # a request head this large gets 431
-        self.policy_gate = load_policy_gate(settings)  # first: a bad pack fails before anything starts
+        # first: a webhook without a secret or a bad pack fails before anything starts
+        self._owned_notifier: EscalationNotifier | None = None
+        if escalations is None:
+            self._owned_notifier = load_escalation_notifier(settings)  # not started yet: no task, no socket
+            escalations = self._owned_notifier
+        else:
+            check_escalation_settings(settings)
+        self.escalations = escalations
+        self.policy_gate = load_policy_gate(settings)
         self._owned_writer: AuditWriter | None = None
         if audit is None:
             self._owned_writer = make_writer(settings)
@@ -93,13 +132,17 @@ class BridgeServer:
             await self._owned_writer.start()  # raises SchemaOutdated before any call is taken
             await self._close_interrupted_calls()
         await self.connector.start()
+        if self._owned_notifier is not None:
+            await self._owned_notifier.start()
         if self.policy_gate is not None:
             # each check carries the session state it was asked with, so the order in which workers
             # finish does not change a decision; several workers keep one caller's huge text from
             # holding up every other call's checks
             self._gate_executor = concurrent.futures.ThreadPoolExecutor(GATE_WORKERS, thread_name_prefix="policy-gate")
             await asyncio.get_running_loop().run_in_executor(self._gate_executor, lambda: self.policy_gate.analyzer)  # warm up
-        app = build_app(self.settings, self.connector, self.audit, self.policy_gate, self._gate_executor)
+        app = build_app(
+            self.settings, self.connector, self.audit, self.policy_gate, self._gate_executor, escalations=self.escalations
+        )
         config = uvicorn.Config(
             app,
             # h11 with a deadline on request headers and 431 for an oversize head (server/http.py)
@@ -153,6 +196,8 @@ class BridgeServer:
             await asyncio.to_thread(self.policy_gate.close)
         if self._sock is not None:
             self._sock.close()
+        if self._owned_notifier is not None:
+            await self._owned_notifier.aclose()  # what the calls escalated is delivered (a few seconds at most)
         if self._owned_writer is not None:
             await self._owned_writer.close()
 
