@@ -1,4 +1,4 @@
-"""Gate benchmark: what the assistant speech gate's modes cost, observe / monitor / hold side by side in one run.
+"""Gate benchmark: what the gate modes cost, observe / monitor / hold / hold with a gated user turn side by side in one run.
 
 Every call goes through the real socket (a plain WebSocket client -> bridge -> embedded simulator),
 with the retail-banking pack.  One bridge per gate mode for clean answers, and one per enforcing
@@ -33,6 +33,7 @@ import asyncio
 import base64
 import json
 import random
+import shutil
 import tempfile
 import time
 from collections import defaultdict
@@ -54,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "policies" / "retail-banking"
 TOKEN = "gate-bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-MODES = ("observe", "monitor", "hold")
+MODES = ("observe", "monitor", "hold", "gated")  # gated: hold, with gate.user_turn gated (create_response false)
 WPM = 150.0
 MS_PER_WORD = 60000.0 / WPM
 BYTES_PER_MS = 48  # audio/pcm 24 kHz, 16 bit mono
@@ -219,8 +220,11 @@ async def one_turn(ws: Any, turn: int, sink: MemoryAuditSink | None, expect_bloc
             # else: wait for the fallback response (its response.created comes next)
 
 
-async def run_call(url: str, sink: MemoryAuditSink, turns: int, expect_block: bool) -> list[tuple[Answer, Answer | None]]:
+async def run_call(url: str, sink: MemoryAuditSink, turns: int, expect_block: bool, opening: bool) -> list[tuple[Answer, Answer | None]]:
+    """``opening``: the enforcing modes speak the pack's recording notice first; it is heard out, not measured."""
     async with ws_connect(url, additional_headers=AUTH, max_size=None) as ws:
+        while opening and json.loads(await asyncio.wait_for(ws.recv(), 60))["type"] != "response.done":
+            pass
         out = []
         for turn in range(turns):
             out.append(await one_turn(ws, turn, sink, expect_block))
@@ -252,7 +256,7 @@ async def drive(bridge: Bridge, calls: int, concurrency: int, turns: int, rng: r
         async with sem:
             if i < concurrency:
                 await asyncio.sleep(rng.uniform(0, STAGGER_S))
-            bridge.answers.extend(await run_call(bridge.url, bridge.sink, turns, bridge.kind == "leak"))
+            bridge.answers.extend(await run_call(bridge.url, bridge.sink, turns, bridge.kind == "leak", bridge.mode != "observe"))
 
     await asyncio.gather(*(one(i) for i in range(calls)))
 
@@ -267,8 +271,9 @@ async def main(calls: int, concurrency: int, leak_calls: int, speed: float) -> N
         path = Path(tmp.name) / f"{kind}-{mode}.yaml"
         answers = [t for _, t in CLEAN] if kind == "clean" else [t for _, t, _ in LEAKY]
         path.write_text(scenario_yaml(f"gate-bench-{kind}", answers, speed))
+        pack = PACK if mode != "gated" else gated_pack(Path(tmp.name))
         settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=[TOKEN], sim_scenario=path,  # type: ignore[list-item]
-                            policy_pack=PACK, gate_mode=mode)
+                            policy_pack=pack, gate_mode="hold" if mode == "gated" else mode)
         sink = MemoryAuditSink()
         server = BridgeServer(settings, audit=sink)
         await server.start()
@@ -285,6 +290,17 @@ async def main(calls: int, concurrency: int, leak_calls: int, speed: float) -> N
             await b.server.stop()
         tmp.cleanup()
     report(bridges, probe, calls, concurrency, leak_calls, speed, wall, cpu)
+
+
+def gated_pack(tmp: Path) -> Path:
+    """The retail-banking pack with ``gate.user_turn: gated``: the bridge answers each caller turn once
+    its transcript passed user_text."""
+    pack = tmp / "gated-pack"
+    if not pack.exists():
+        shutil.copytree(PACK, pack)
+        manifest = pack / "pack.yaml"
+        manifest.write_text(manifest.read_text().replace("user_turn: immediate", "user_turn: gated"))
+    return pack
 
 
 def gate_records(b: Bridge, action: str) -> list[GateActionRecord]:
@@ -365,12 +381,15 @@ def report(bridges: list[Bridge], probe: Probe, calls: int, concurrency: int, le
     print(f"gate modes, retail-banking pack; {calls} clean calls x {len(CLEAN)} answers per mode, {leak_calls} leak calls "
           f"x {len(LEAKY)} answers (monitor, hold); {concurrency} calls at a time per bridge, all bridges at once; "
           f"simulator speed {speed:g} (1 = real time), {WPM:g} wpm, transcript 6 words ahead")
-    print(f"{'metric':<{w}}{'observe':>13}{'monitor':>13}{'hold':>13}{'mon-obs':>10}{'hold-obs':>10}")
+    print(f"{'metric':<{w}}{'observe':>13}{'monitor':>13}{'hold':>13}{'hold+gated':>13}{'mon-obs':>10}{'hold-obs':>10}{'gated-hold':>11}")
     for label, values, diff in rows:
         line = f"{label:<{w}}" + "".join(f"{fmt(values.get(m, '')):>13}" for m in MODES)
         if diff and all(isinstance(values.get(m), float) for m in MODES):
-            line += f"{values['monitor'] - values['observe']:>+10.1f}{values['hold'] - values['observe']:>+10.1f}"  # type: ignore[operator]
+            v: dict[str, float] = values  # type: ignore[assignment]
+            line += f"{v['monitor'] - v['observe']:>+10.1f}{v['hold'] - v['observe']:>+10.1f}{v['gated'] - v['hold']:>+11.1f}"
         print(line)
+    print("hold+gated: the simulator transcribes a turn 150 ms after it ends (transcription_delay_ms); the gated turn's "
+          "added TTFA is that wait plus the user_text decision, so on the real service it follows its transcription latency")
     for m, b in leak.items():  # what carried a blocked phrase to the caller (expected in monitor only)
         carriers = [(a, r) for a, _ in b.answers for r in a.raw if LEAKY[a.turn][2] in r]
         if carriers and m == "hold":

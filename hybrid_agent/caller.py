@@ -28,6 +28,9 @@ class CallerTurn:
 
     speech_ms: float = 900.0
     barge_in_after_ms: float | None = None
+    #: the truncate of this barge-in claims this much more than was heard: a client that estimates
+    #: playback by the wall clock (openai-agents#2009, pipecat#3677) -- the bridge must clamp it
+    truncate_overshoot_ms: float = 0.0
 
 
 @dataclass
@@ -70,6 +73,7 @@ class ScriptedCaller:
         self._item_audio_ms = 0.0
         self._play_start: float | None = None
         self._truncated: set[str] = set()
+        self._overshoot_ms = 0.0
 
     # ------------------------------------------------------------------ public
     async def run(self) -> CallLog:
@@ -78,6 +82,7 @@ class ScriptedCaller:
         if self.greeting:
             await self._send({"type": "response.create"})
             await self._until_reply_done()
+            await self._until_quiet()  # the bridge may speak first (a required disclosure): wait for every opening answer
         i = 0
         while i < len(self.turns):
             await self._speak(self.turns[i])
@@ -115,6 +120,7 @@ class ScriptedCaller:
     async def _speak(self, turn: CallerTurn) -> None:
         if turn.barge_in_after_ms is None:  # a turn taken after the previous reply finished playing
             self._item, self._item_audio_ms, self._play_start = None, 0.0, None
+        self._overshoot_ms = turn.truncate_overshoot_ms
         audio = speech(turn.speech_ms, self.fmt) + silence(self.trailing_silence_ms, self.fmt)
         step = int(self.chunk_ms * BYTES_PER_MS[self.fmt])
         for off in range(0, len(audio), step):
@@ -146,11 +152,13 @@ class ScriptedCaller:
         """Wait for a response that spoke (not a function-call round), barging in on the way if asked."""
         deadline = time.monotonic() + self.idle_timeout_s
         reply_done = False
+        spoke_over = False
         while True:
             if barge_in is not None and self._heard_ms() >= barge_in.barge_in_after_ms:  # type: ignore[operator]
                 self.on_line(f"caller: (interrupts after {self._heard_ms() / 1000:.1f} s of the answer)")
                 await self._speak(barge_in)
                 barge_in = None
+                spoke_over = True
                 if reply_done:  # all audio had arrived; the truncate follows speech_started
                     return
             event = await self._recv(0.05 if barge_in is not None else max(0.0, deadline - time.monotonic()))
@@ -164,11 +172,23 @@ class ScriptedCaller:
                 kinds = {o.get("type") for o in response.get("output") or []}
                 # a spoken answer ends the turn; "let me check" + a function call does not (the tool round follows)
                 # failed: the bridge lost the upstream mid-answer and reconnected; the caller moves on
+                ours = any(o.get("id") in self._truncated for o in response.get("output") or [])
+                if response.get("status") == "cancelled" and not ours and not spoke_over and barge_in is None:
+                    continue  # the bridge stopped this answer (a gate block): its fallback follows
                 if response.get("status") in ("cancelled", "failed") or ("message" in kinds and "function_call" not in kinds):
                     if barge_in is None:
                         await self._finish_playback()
                         return
                     reply_done = True
+
+    async def _until_quiet(self, quiet_s: float = 0.3) -> None:
+        """Listen until nothing arrives for ``quiet_s``; an answer that starts meanwhile is heard out."""
+        while True:
+            event = await self._recv(quiet_s)
+            if event is None:
+                return
+            if event["type"] == "response.created":
+                await self._until_reply_done()
 
     async def _drain(self, quiet_s: float) -> None:
         while await self._recv(quiet_s) is not None:
@@ -193,8 +213,10 @@ class ScriptedCaller:
                 self._item, self._item_audio_ms, self._play_start = event["item_id"], 0.0, time.monotonic()
             self._item_audio_ms += duration_ms(len(base64.b64decode(event["delta"])), self.fmt)
         elif kind == "input_audio_buffer.speech_started":
-            if self._item is not None and self._item not in self._truncated and self._heard_ms() < self._item_audio_ms:
-                heard = int(self._heard_ms())
+            # a wall-clock client (overshoot) believes the answer is still playing and always truncates
+            playing = self._heard_ms() < self._item_audio_ms or self._overshoot_ms > 0
+            if self._item is not None and self._item not in self._truncated and playing:
+                heard = int(self._heard_ms() + self._overshoot_ms)
                 self._truncated.add(self._item)
                 await self._send({"type": "conversation.item.truncate", "item_id": self._item, "content_index": 0, "audio_end_ms": heard})
             self._play_start = None

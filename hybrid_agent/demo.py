@@ -45,8 +45,14 @@ DEMO_TOOLS = {"verify_identity": demo_verify_identity, "get_balance": demo_get_b
 DEMO_POLICY_PACK = Path(__file__).resolve().parents[1] / "policies" / "retail-banking"
 
 
+#: the calls ``make demo`` runs: (scenario, gate mode); the bridge runs the pack's tools itself
+DEMO_CALLS: tuple[tuple[str, str], ...] = (("bank_enforced", "hold"), ("bank_monitor", "monitor"))
+DEMO_PLAYBACK_RATE = 8.0  # the scenarios' audio is generated 8x faster than real time; the caller plays it as fast
+
+
 def caller_turns(scenario: Scenario) -> list[CallerTurn]:
-    return [CallerTurn(speech_ms=900.0, barge_in_after_ms=t.barge_in_after_ms) for t in scenario.turns]
+    return [CallerTurn(speech_ms=900.0, barge_in_after_ms=t.barge_in_after_ms, truncate_overshoot_ms=t.truncate_overshoot_ms)
+            for t in scenario.turns]
 
 
 def resolve_scenario(name_or_path: str) -> Path:
@@ -57,9 +63,13 @@ def resolve_scenario(name_or_path: str) -> Path:
 
 
 async def run_call(
-    settings: Settings, scenario_path: Path, *, audit: AuditSink, out: Any = print, playback_rate: float = 4.0
+    settings: Settings, scenario_path: Path, *, audit: AuditSink, out: Any = print, playback_rate: float = 4.0,
+    gate_mode: str | None = None, server_tools: bool = False,
 ) -> None:
-    """One scripted call through a fresh bridge recording to ``audit``."""
+    """One scripted call through a fresh bridge recording to ``audit``.
+
+    ``server_tools``: the bridge runs the pack's tools over its demo backend (the caller declares
+    none); otherwise the caller runs the demo tools itself, as a plain Realtime client would."""
     scenario = load_scenario(scenario_path)
     token = secrets.token_urlsafe(24)
     update: dict[str, Any] = {
@@ -67,6 +77,10 @@ async def run_call(
     }
     if settings.policy_pack is None and DEMO_POLICY_PACK.is_dir():
         update["policy_pack"] = DEMO_POLICY_PACK  # decide and record every turn with the banking pack
+    if gate_mode is not None and settings.gate_mode is None:
+        update["gate_mode"] = gate_mode
+    if server_tools:
+        update["server_tools"] = True
     bridge_settings = settings.model_copy(update=update)
     async with BridgeServer(bridge_settings, audit=audit) as bridge:
         client = AsyncOpenAI(api_key=token, websocket_base_url=bridge.ws_base_url)
@@ -74,7 +88,7 @@ async def run_call(
             caller = ScriptedCaller(
                 conn,
                 caller_turns(scenario),
-                tools=DEMO_TOOLS,
+                tools=None if server_tools else DEMO_TOOLS,
                 greeting=scenario.greeting is not None,
                 on_line=lambda line: out("  " + line),
                 playback_rate=playback_rate,
@@ -87,14 +101,16 @@ def call_id_of(audit: MemoryAuditSink) -> str:
     return next(r.call_id for r in audit.records if isinstance(r, CallStarted))
 
 
-async def run_demo(settings: Settings, scenario: str | None = None) -> int:
-    """Both shipped calls (or one scenario) through the bridge, then read back from the audit database."""
+async def run_demo(settings: Settings, scenario: str | None = None, *, all_decisions: bool = False) -> int:
+    """The shipped demo calls (or one scenario) through the bridge, then read back from the audit database."""
     from hybrid_agent.audit.cli import render_call
     from hybrid_agent.audit.queries import show_call
     from hybrid_agent.audit.store import connect, display_url, make_engine, upgrade
     from hybrid_agent.audit.queries import verify_chain
 
-    names = [scenario] if scenario else ["banking", "barge_in"]
+    calls: list[tuple[str, str | None, bool]] = (
+        [(scenario, None, False)] if scenario else [(name, mode, True) for name, mode in DEMO_CALLS]
+    )
     if settings.pseudonym_key is None:  # a fixed, published key: fine for a demo database, never for production
         settings = settings.model_copy(update={"pseudonym_key": SecretStr("hybrid-agent-demo-pseudonym-key")})
     upgrade(settings.database_url)
@@ -102,11 +118,14 @@ async def run_demo(settings: Settings, scenario: str | None = None) -> int:
     await writer.start()
     call_ids = []
     try:
-        for name in names:
+        for name, mode, server_tools in calls:
             path = resolve_scenario(name)
-            print(f"=== call: {path.stem} (live, as the caller heard it; playback simulated at 4x) ===")
+            shown_mode = settings.gate_mode or mode or "the pack's"
+            tools = "the bridge runs the pack's tools on the DEMO bank" if server_tools else "the caller runs the tools"
+            print(f"=== call: {path.stem} (gate mode {shown_mode}; {tools}; live, as the caller heard it) ===")
             memory = MemoryAuditSink()
-            await run_call(settings, path, audit=FanOutSink(writer, memory))
+            await run_call(settings, path, audit=FanOutSink(writer, memory), gate_mode=mode, server_tools=server_tools,
+                           playback_rate=DEMO_PLAYBACK_RATE if server_tools else 4.0)
             await writer.flush()
             call_ids.append(call_id_of(memory))
             engine = make_engine(settings.database_url, must_exist=True)
@@ -116,7 +135,7 @@ async def run_demo(settings: Settings, scenario: str | None = None) -> int:
             finally:
                 engine.dispose()
             print(f"--- as recorded in the audit database {display_url(settings.database_url)} (hybrid-agent audit show) ---")
-            for line in render_call(record):
+            for line in render_call(record, all_decisions=all_decisions):
                 print(line)
             print()
     finally:

@@ -133,6 +133,10 @@ def install_log_redaction(*handlers: logging.Handler) -> RedactFrames:
             logger.setLevel(logging.INFO)
     for name in FRAME_LOGGERS:
         _add(logging.getLogger(name))
+    # httpx logs every request's full URL at INFO (the escalation webhook's URL may carry a token)
+    httpx_log = logging.getLogger("httpx")
+    if httpx_log.getEffectiveLevel() < logging.WARNING:
+        httpx_log.setLevel(logging.WARNING)
     found: list[logging.Handler] = [*logging.getLogger().handlers, *handlers]
     for logger in list(logging.Logger.manager.loggerDict.values()):
         if isinstance(logger, logging.Logger):

@@ -343,14 +343,15 @@ async def test_truncate_beyond_the_audio_sent_is_clamped_not_refused() -> None:
     assert clamped.action == "truncate_clamped" and clamped.requested_ms == int(sent_ms) + 60_000
 
 
-def test_a_gated_user_turn_pack_is_refused_until_it_is_built(tmp_path: Path) -> None:
+def test_a_gated_user_turn_pack_loads(tmp_path: Path) -> None:
+    """gate.user_turn: gated is built (tests/test_gated_turn_e2e.py runs it through the socket)."""
     import shutil
 
-    from hybrid_agent.server.runner import GateUnavailable, load_policy_gate
+    from hybrid_agent.server.runner import load_policy_gate
 
     pack = tmp_path / "pack"
     shutil.copytree(Path(__file__).resolve().parents[1] / "policies" / "retail-banking", pack)
     manifest = pack / "pack.yaml"
     manifest.write_text(manifest.read_text().replace("user_turn: immediate", "user_turn: gated"))
-    with pytest.raises(GateUnavailable, match="not built yet"):
-        load_policy_gate(bridge_settings(policy_pack=pack))
+    gate = load_policy_gate(bridge_settings(policy_pack=pack))
+    assert gate is not None and gate.pack.manifest.gate.user_turn == "gated"

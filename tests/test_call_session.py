@@ -282,7 +282,7 @@ def decide_all(s: CallSession, gate: PolicyGate, actions: list) -> list:
     out = []
     for a in actions:
         if isinstance(a, CheckPolicy):
-            out += audits(s.feed_policy_outcome(gate.decide(a.check), 0.0))
+            out += [r for r in audits(s.feed_policy_outcome(gate.decide(a.check), 0.0)) if isinstance(r, PolicyDecisionRecord)]
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shutil
 from pathlib import Path
 
 from websockets.asyncio.client import connect as ws_connect
@@ -86,6 +87,20 @@ async def test_bridge_runs_a_tool_the_client_never_declared(tmp_path: Path) -> N
     assert all(r.status == "ok" for r in audit.records if isinstance(r, ToolResultRecord))
 
 
+def pack_without_disclosure_at_start(tmp_path: Path) -> Path:
+    """The banking pack with the recording notice required before account actions only (so the
+    bridge does not ask for it at the start of the call)."""
+    pack = tmp_path / "pack"
+    shutil.copytree(ROOT / "policies" / "retail-banking", pack)
+    rules = pack / "rules" / "disclosure.yaml"
+    text = rules.read_text()
+    start = text.index("  - id: banking.disclosure.recording_at_start")
+    end = text.index("  - id: banking.disclosure.before_account_action")
+    rules.write_text(text[:start] + text[end:])
+    shutil.rmtree(pack / "tests")
+    return pack
+
+
 async def test_a_denied_server_tool_never_runs(tmp_path: Path) -> None:
     """No recording notice before an account action: the pack refuses; the model hears why."""
     scenario = tmp_path / "s.yaml"
@@ -93,7 +108,7 @@ async def test_a_denied_server_tool_never_runs(tmp_path: Path) -> None:
                                          'training and compliance purposes. How can I help you?"', 'greeting: "Hello."'))
     audit = MemoryAuditSink()
     settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,
-                        policy_pack=ROOT / "policies" / "retail-banking", server_tools=True, gate_mode="hold")
+                        policy_pack=pack_without_disclosure_at_start(tmp_path), server_tools=True, gate_mode="hold")
     async with BridgeServer(settings, audit=audit) as bridge:
         async with ws_connect(f"{bridge.ws_base_url}/realtime?model=gpt-realtime", additional_headers=AUTH) as ws:
             await ws.send(json.dumps({"type": "response.create"}))
@@ -104,3 +119,33 @@ async def test_a_denied_server_tool_never_runs(tmp_path: Path) -> None:
     decided = [r for r in audit.records if isinstance(r, GateActionRecord) and r.action == "tool_decided"]
     assert decided and decided[0].status != "allow"
     assert not [r for r in audit.records if isinstance(r, GateActionRecord) and r.action == "tool_run"]
+
+
+async def test_the_bridge_speaks_the_required_disclosure_first(tmp_path: Path) -> None:
+    """Hold mode: the pack requires the recording notice at the start; the bridge asks for it word for
+    word before the model's first answer (the client's own response.create waits), checks the
+    transcript, and the tools that require it then run."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO.replace('greeting: "Welcome to Example Bank. This call is recorded for quality, '
+                                         'training and compliance purposes. How can I help you?"', 'greeting: "Hello."'))
+    audit = MemoryAuditSink()
+    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,
+                        policy_pack=ROOT / "policies" / "retail-banking", server_tools=True, gate_mode="hold")
+    async with BridgeServer(settings, audit=audit) as bridge:
+        async with ws_connect(f"{bridge.ws_base_url}/realtime?model=gpt-realtime", additional_headers=AUTH) as ws:
+            await ws.send(json.dumps({"type": "response.create"}))
+            first = await until_transcript(ws, "recorded")
+            second = await until_transcript(ws, "Hello")
+            await speak(ws)
+            third = await until_transcript(ws, "verified")
+    events = first + second + third
+    assert not [e for e in events if e["type"] == "error"], [e for e in events if e["type"] == "error"]
+    done = [e["transcript"] for e in events if e["type"] == "response.output_audio_transcript.done"]
+    assert done[0] == "This call is recorded for quality, training and compliance purposes."
+    assert done[1] == "Hello."  # the client's own greeting request ran after the disclosure
+    await asyncio.sleep(0.2)
+    actions = [r for r in audit.records if isinstance(r, GateActionRecord)]
+    assert [r.rule_id for r in actions if r.action == "disclosure_requested"] == ["recording_notice"]
+    assert not [r for r in actions if r.action == "disclosure_undelivered"]
+    assert [r.status for r in actions if r.action == "tool_decided"] == ["allow"]
+    assert [(r.tool, r.status) for r in actions if r.action == "tool_run"] == [("verify_identity", "ok")]

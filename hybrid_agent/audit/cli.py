@@ -204,12 +204,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         dump_json(call, sys.stdout)
         return 0
-    for line in render_call(call):
+    for line in render_call(call, all_decisions=args.all):
         print(line)
     return 0
 
 
-def render_call(call: dict[str, Any]) -> list[str]:
+def _default_allow(e: dict[str, Any]) -> bool:
+    return e["kind"] == "decision" and e.get("effect") == "allow" and str(e.get("rule_id") or "").startswith("default:")
+
+
+def render_call(call: dict[str, Any], *, all_decisions: bool = False) -> list[str]:
+    """The call for people; decisions that only say "nothing matched, allowed" are counted, not
+    listed, unless ``all_decisions``."""
     c = call["call"]
     lines = [
         f"call {c['id']}  started {fmt_time(c.get('started_at'))}  channel {c.get('channel', '-')}  "
@@ -219,7 +225,11 @@ def render_call(call: dict[str, Any]) -> list[str]:
     ]
     if call.get("config_refused"):
         lines.append("  !! CONFIGURATION REFUSED: a session.update was refused; the session ran without the requested configuration")
+    hidden = 0
     for e in call["timeline"]:
+        if not all_decisions and _default_allow(e):
+            hidden += 1
+            continue
         at = fmt_secs(e["at_ms"], "7.1f").rjust(8)
         if e["kind"] == "turn":
             text = e["text"] if e["text"] is not None else f"({e['status']})"
@@ -244,6 +254,8 @@ def render_call(call: dict[str, Any]) -> list[str]:
             lines.append(f"{at}       {render_gate(e)}")
     end = call["ended"]
     lines.append(f"  call ended: {end['outcome']} after {fmt_secs(end['at_ms'])}" if end else "  call has not ended (no end recorded)")
+    if hidden:
+        lines.append(f"  ({hidden} decisions where no rule matched and the pack's default allowed: --all lists them)")
     return lines
 
 
@@ -536,6 +548,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = asub.add_parser("show", help="one call turn by turn: said, heard, tools, decisions, disclosures, events, gate actions")
     p.add_argument("call_id", metavar="CALL_ID")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--all", action="store_true", help="also list the decisions where no rule matched (default allow)")
     _add_db(p)
     p.set_defaults(func=_run(cmd_show))
 

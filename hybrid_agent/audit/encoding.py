@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Boolean, Double, Integer
 
 from hybrid_agent.audit.models import TABLES
-from hybrid_agent.audit.privacy import Pseudonymizer, scrub
+from hybrid_agent.audit.privacy import Pseudonymizer, scrub, scrub_json
 from hybrid_agent.audit.records import (
     AuditRecord,
     CallEnded,
@@ -44,6 +44,13 @@ def _text(value: str | None, redacted: bool) -> str | None:
     if value is None:
         return None
     return value if redacted else scrub(value)
+
+
+def _payload(value: str | None, redacted: bool) -> str | None:
+    """Tool arguments and outputs: JSON scrubbed value by value, each with its key as its label."""
+    if value is None:
+        return None
+    return value if redacted else scrub_json(value)
 
 
 #: a plain protocol identifier (event type, parameter path, event id, error code): stored as is
@@ -88,14 +95,14 @@ def record_to_row(record: AuditRecord, pseudonym: Pseudonymizer) -> tuple[str, R
     if isinstance(r, ToolCallRecord):
         return "tool_calls", {
             "id": r.record_id, "call_id": r.call_id, "tool_call_id": r.tool_call_id, "name": r.name,
-            "arguments": _text(r.arguments, r.redacted), "response_id": r.response_id, "at_ms": r.at_ms,
+            "arguments": _payload(r.arguments, r.redacted), "response_id": r.response_id, "at_ms": r.at_ms,
             "redaction": _how(r.redacted),
         }
     if isinstance(r, ToolResultRecord):
         extra = json.dumps(r.extra, sort_keys=True, ensure_ascii=False, default=str) if r.extra else None
         return "tool_results", {
             "id": r.record_id, "call_id": r.call_id, "tool_call_id": r.tool_call_id, "status": r.status,
-            "output": _text(r.output, r.redacted), "extra": _text(extra, r.redacted), "at_ms": r.at_ms,
+            "output": _payload(r.output, r.redacted), "extra": _payload(extra, r.redacted), "at_ms": r.at_ms,
             "redaction": _how(r.redacted),
         }
     if isinstance(r, PolicyDecisionRecord):

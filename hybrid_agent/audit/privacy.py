@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
@@ -59,6 +60,51 @@ def scrub(text: str) -> str:
         text = redact(text, entities)
     text = _redact_emails(text)
     return _LONG_DIGIT_RUN.sub("<NUMBER>", text)
+
+
+#: nesting a JSON payload may have before it is scrubbed as plain text
+_MAX_JSON_DEPTH = 16
+
+
+def scrub_json(text: str) -> str:
+    """Redact a JSON payload (tool arguments and outputs) value by value, each read with its key as
+    its label: ``{"passcode_digits": "246810"}`` is scanned as ``passcode digits: 246810``, so the
+    gate's label-bound types (PIN, security code, date of birth) see the context the key gives.
+    Text that is not a JSON object or array is scrubbed as text."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return scrub(text)
+    if not isinstance(data, (dict, list)):
+        return scrub(text)
+    cleaned = _scrub_value(data, "", 0)
+    return json.dumps(cleaned, ensure_ascii=False) if cleaned is not None else scrub(text)
+
+
+def _scrub_value(value: object, key: str, depth: int) -> object:
+    if depth > _MAX_JSON_DEPTH:
+        return None
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for k, v in value.items():
+            cleaned = _scrub_value(v, str(k), depth + 1)
+            if cleaned is None and v is not None:
+                return None
+            out[k] = cleaned
+        return out
+    if isinstance(value, list):
+        items = [_scrub_value(v, key, depth + 1) for v in value]
+        return None if any(i is None and v is not None for i, v in zip(items, value)) else items
+    if isinstance(value, bool) or value is None or not isinstance(value, (str, int, float)):
+        return value
+    plain = str(value)
+    label = key.replace("_", " ").replace("-", " ").strip()
+    probe = f"{label}: {plain}" if label else plain
+    redacted = scrub(probe)
+    if redacted == probe:
+        return value
+    prefix = f"{label}: " if label else ""
+    return redacted[len(prefix):] if redacted.startswith(prefix) else "<REDACTED>"
 
 
 def _email_spans(text: str) -> list[tuple[int, int]]:

@@ -127,7 +127,7 @@ class ToolResultRecord:
     at_ms: float
     redacted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-    status: str = "ok"  # ok | error | timeout | denied | unsolicited (no such call was pending)
+    status: str = "ok"  # ok | error | timeout | denied (the gate refused it: the bridge answered) | unsolicited (no such call was pending)
 
     @property
     def record_id(self) -> str:
@@ -236,11 +236,13 @@ class CallEventRecord:
 
 
 GateAction = Literal["speech_held", "speech_blocked", "fallback_spoken", "truncate_clamped", "truncate_refused",
-                     "tool_decided", "tool_run", "tool_late_result", "user_turn_gated", "escalated", "gate_failed"]
+                     "tool_decided", "tool_run", "tool_late_result", "user_turn_gated", "escalated", "gate_failed",
+                     "hold_overflow", "disclosure_requested", "disclosure_undelivered", "tool_confirmed", "client_tool_held"]
 
 GATE_ACTIONS: tuple[str, ...] = (
     "speech_held", "speech_blocked", "fallback_spoken", "truncate_clamped", "truncate_refused",
     "tool_decided", "tool_run", "tool_late_result", "user_turn_gated", "escalated", "gate_failed",
+    "hold_overflow", "disclosure_requested", "disclosure_undelivered", "tool_confirmed", "client_tool_held",
 )
 """Every ``GateActionRecord.action`` (what each means: docs/audit.md, *What the gate did*)."""
 

@@ -83,9 +83,11 @@ class PolicySession:
             stage=stage, text=text, pii=pii or {}, session=self.snapshot(at_ms), history=list(self.history)  # type: ignore[arg-type]
         )
 
-    def tool_call(self, tool: str, arguments: str, at_ms: float) -> PolicyInput:
+    def tool_call(self, tool: str, arguments: str, at_ms: float, *, confirmed: bool = False) -> PolicyInput:
+        """``confirmed``: the caller's own words confirmed exactly this call (``session.confirmations``)."""
         return PolicyInput(
-            stage="tool_call", tool=tool, args=json_object(arguments), session=self.snapshot(at_ms), history=list(self.history)  # type: ignore[arg-type]
+            stage="tool_call", tool=tool, args=json_object(arguments), confirmed=confirmed,
+            session=self.snapshot(at_ms), history=list(self.history),  # type: ignore[arg-type]
         )
 
     def tool_result(self, tool: str, arguments: str, output: str, at_ms: float, pii: dict[str, int] | None = None) -> PolicyInput:

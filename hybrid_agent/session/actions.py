@@ -96,6 +96,22 @@ class ReconnectUpstream:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class NotifyEscalation:
+    """A rule escalated the call: post the signed escalation webhook, off the audio path.
+
+    Ids, the rule and when only: never the text that matched (it may hold PII)."""
+
+    call_id: str
+    rule_id: str
+    stage: str
+    severity: str | None
+    at_ms: float
+    pack: str
+    pack_version: str
+
+
 Action = Union[
-    SendClient, SendUpstream, CloseClient, CloseUpstream, Audit, StartTimer, CheckPolicy, CheckSpeech, RunTool, ReconnectUpstream
+    SendClient, SendUpstream, CloseClient, CloseUpstream, Audit, StartTimer, CheckPolicy, CheckSpeech, RunTool,
+    ReconnectUpstream, NotifyEscalation,
 ]

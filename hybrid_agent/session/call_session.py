@@ -1,7 +1,5 @@
 """``CallSession``: the sans-I/O core of one call.
 
-Why this module is long: turn tracking (the upstream handlers and turn records) and the policy-check plumbing still live here beside the routing; they are the next parts to split out.
-
 It takes events from either side (caller and model) and returns actions.  It
 never awaits, touches a socket, reads a clock or writes to a database: the
 adapter passes ``now_ms`` (a monotonic clock in milliseconds) and carries out
@@ -18,10 +16,9 @@ from __future__ import annotations
 
 import binascii
 import json
-import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from hybrid_agent.audit.records import (
     GateActionRecord,
@@ -30,10 +27,9 @@ from hybrid_agent.audit.records import (
     PolicyDecisionRecord,
     ToolCallRecord,
     ToolResultRecord,
-    TurnInterrupted,
     TurnRecord,
 )
-from hybrid_agent.protocol.audio import AUDIO_FORMATS, b64_decoded_len, duration_ms
+from hybrid_agent.protocol.audio import b64_decoded_len, duration_ms
 from hybrid_agent.protocol.events import EventValidationError, error_event, new_id, validate_client_event
 from hybrid_agent.policy.gate import PolicyCheck, PolicyOutcome
 from hybrid_agent.policy.live import PolicySession
@@ -44,21 +40,28 @@ from hybrid_agent.session.actions import (
     CheckPolicy,
     CloseClient,
     CloseUpstream,
+    NotifyEscalation,
     ReconnectUpstream,
     SendClient,
     SendUpstream,
+    StartTimer,
 )
+from hybrid_agent.session.bridge_turns import NOTE_ITEM_PREFIX, BridgeTurns
 from hybrid_agent.session.call_events import CallEventLog
+from hybrid_agent.session.client_tools import ClientToolHold
+from hybrid_agent.session.confirmations import ConfirmationTracker
 from hybrid_agent.session.disclosures import DisclosureTracker
 from hybrid_agent.policy.speech import SpeechCheck, SpeechVerdict
 from hybrid_agent.session.speech_gate import SpeechGate
 from hybrid_agent.session.tool_orchestrator import ToolOrchestrator
-from hybrid_agent.session.replay import REPLAY_ITEM_PREFIX, ConversationLog, ReconnectQueue
+from hybrid_agent.session.replay import REPLAY_ITEM_PREFIX, HiddenItems, ConversationLog, ReconnectQueue
 from hybrid_agent.session.client_config import ClientSessionConfig, describe_session
 from hybrid_agent.session.turns import (
-    DEFAULT_CHARS_PER_MS,
+    UPSTREAM_FIELD_ERRORS,
     AssistantTurn,
     ToolCallState,
+    TurnFact,
+    TurnTracker,
     UserTurn,
 )
 
@@ -79,6 +82,14 @@ class GateConfig:
     fallback_utterance: str = "I'm sorry, I can't help with that. Is there anything else?"
     check_timeout_ms: float = 1500.0  # a speech check not decided by then is a gate failure
     speech_fail_open: bool = False  # the pack's gate.on_failure.assistant_text is "open"
+    user_text_fail_open: bool = False  # the pack's gate.on_failure.user_text is "open"
+    max_hold_ms: float = 10_000.0  # hold mode: the most audio of one answer held before the gate fails
+    user_turn: str = "immediate"  # gated: the bridge creates the model's answer once user_text passed
+    escalation_utterance: str = "I'm going to pass you to a colleague who can help with this. Please stay on the line."
+
+    @property
+    def enforcing(self) -> bool:
+        return self.mode in ("monitor", "hold")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,17 +117,8 @@ class CallConfig:
 
 
 BRIDGE_UPDATE_EVENT_ID = "event_bridge_transcription"
-
-#: malformed fields in upstream events are skipped, never allowed to break the call
-_UPSTREAM_FIELD_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
-
-
-def _ms(value: Any) -> float | None:
-    """A millisecond field as a float, or None when the upstream sent something else."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
+#: a tool call waits (at most the check timeout) for the transcript of the caller's turn it answers
+TOOL_WAIT_TIMER = "tool_wait:"
 
 class CallSession:
     """State machine of one call between a caller and the model."""
@@ -124,15 +126,9 @@ class CallSession:
     def __init__(self, config: CallConfig) -> None:
         self.config = config
         self.call_id = config.call_id
-        self.input_format = "audio/pcm"
-        self.output_format = "audio/pcm"
         self.input_audio_ms = 0.0  # caller audio forwarded upstream
-        self.user_turns: dict[str, UserTurn] = {}
-        self.assistant_turns: dict[str, AssistantTurn] = {}
-        self.tool_calls: dict[str, ToolCallState] = {}
-        self.active_response_id: str | None = None
+        self.tracker = TurnTracker(config.call_id)
         self.closed = False
-        self._seq = 0
         self._started_ms = 0.0
         gate = config.gate
         self.policy: PolicySession | None = (
@@ -156,17 +152,30 @@ class CallSession:
                 config.call_id,
                 gate.mode,  # type: ignore[arg-type]
                 output_format=lambda: self.output_format,
-                rate=lambda: max([DEFAULT_CHARS_PER_MS, *self._rates[-20:]]),
-                typical_rate=lambda: statistics.median(self._rates[-20:]) if self._rates else DEFAULT_CHARS_PER_MS,
+                rate=self.tracker.fastest_rate,
+                typical_rate=self.tracker.typical_rate,
                 policy_input=lambda now_ms: policy.turn("assistant", "", self._rel(now_ms)),
                 fallback_utterance=gate.fallback_utterance,
                 check_timeout_ms=gate.check_timeout_ms,
+                max_hold_ms=gate.max_hold_ms,
                 fail_open=gate.speech_fail_open,
                 next_seq=self._next_gate_seq,
                 rel=self._rel,
             )
+        enforcing = self.policy is not None and gate is not None and gate.enforcing
+        self.bridge_turns: BridgeTurns | None = None
+        if enforcing and gate is not None:
+            self.bridge_turns = BridgeTurns(
+                config.call_id, self._next_gate_seq, self._rel, busy=lambda: self.tracker.active_response_id is not None,
+                mode=gate.mode, gated=gate.user_turn == "gated", fail_open=gate.user_text_fail_open,
+                check_timeout_ms=gate.check_timeout_ms, fallback_utterance=gate.fallback_utterance,
+                escalation_utterance=gate.escalation_utterance,
+            )
+        self.confirmations = ConfirmationTracker()
+        self._escalated: set[str] = set()  # rules that escalated this call (one flag and webhook each)
+        self._disclosures_asked: list[str] = []  # asked for word for word, not yet seen delivered
+        self._waiting_tool_calls: list[tuple[ToolCallRecord, float]] = []  # decided once the caller's turn is transcribed
         self._own_updates = 0  # session.update events the bridge sent whose answer the caller must not see
-        self._rates: list[float] = []  # speaking rates of finished answers (chars per ms of audio)
         self.malformed_upstream: list[str] = []  # upstream events whose fields could not be used (relayed anyway)
         # reconnect and replay
         self.reconnecting = False
@@ -176,17 +185,51 @@ class CallSession:
         self.client_config = ClientSessionConfig(
             config.model, config.transcription_model,
             bridge_tools=list(bridge_session.get("tools") or []), bridge_instructions=bridge_session.get("instructions"),
+            gated_turns=self.bridge_turns is not None and self.bridge_turns.gated,
         )
+        # the orchestrator runs the server tools and, in the enforcing modes, answers refused client calls
         self.tools = (
             ToolOrchestrator(config.call_id, config.server_tools, self._next_gate_seq, self._rel,
                              mode=config.gate.mode if config.gate else None)
-            if config.server_tools else None
+            if config.server_tools or enforcing else None
         )
+        self.client_tools = ClientToolHold() if enforcing else None
+        self._client_checks: dict[str, str] = {}  # tool-call record id -> held client call id
         self._server_checks: dict[str, str] = {}  # tool-call record id -> server call id (awaiting its decision)
         self.events = CallEventLog(config.call_id)
         self.history = ConversationLog()  # the conversation so far, as items to replay
+        self._hidden_items = HiddenItems()  # the bridge's own items: the client's view of the order skips them
         self._hide_session_created = False
-        self._client_items = 0
+
+    # the tracker's state, under the names the adapters and tests read
+    @property
+    def input_format(self) -> str:
+        return self.tracker.input_format
+
+    @property
+    def output_format(self) -> str:
+        return self.tracker.output_format
+
+    @property
+    def user_turns(self) -> dict[str, UserTurn]:
+        return self.tracker.user_turns
+
+    @property
+    def assistant_turns(self) -> dict[str, AssistantTurn]:
+        return self.tracker.assistant_turns
+
+    @property
+    def tool_calls(self) -> dict[str, ToolCallState]:
+        return self.tracker.tool_calls
+
+    @property
+    def active_response_id(self) -> str | None:
+        return self.tracker.active_response_id
+
+    @property
+    def turns(self) -> list[UserTurn | AssistantTurn]:
+        """All turns in the order speech started."""
+        return self.tracker.turns
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, now_ms: float, wall_time: float) -> list[Action]:
@@ -217,6 +260,8 @@ class CallSession:
             self._own_updates += 1
             out.append(SendUpstream(self._bridge_update()))
         if self.policy is not None:
+            if self.bridge_turns is not None and gate is not None and gate.disclosures:
+                self.bridge_turns.start_holding()  # a required disclosure is spoken before the model's first answer
             out.append(self._check(self.call_id, self.policy.session_start(), 0.0))
         return out
 
@@ -271,15 +316,11 @@ class CallSession:
 
     def _fail_active_response(self, now_ms: float) -> list[Action]:
         """The response that was streaming is lost with the socket: close it for the caller."""
-        rid = self.active_response_id
+        rid, facts = self.tracker.fail_active_response(self._rel(now_ms))
         if rid is None:
             return []
-        self.active_response_id = None
         out: list[Action] = []
-        for turn in self.assistant_turns.values():
-            if turn.response_id == rid and not turn.recorded:
-                turn.status = "failed"
-                self._record_assistant(turn, now_ms, out)
+        self._turn_facts(facts, now_ms, out)
         done = {
             "type": "response.done",
             "event_id": self.config.id_factory("event"),
@@ -315,7 +356,8 @@ class CallSession:
             return []
         self.closed = True
         try:
-            out = self._flush_open_turns(now_ms)
+            out: list[Action] = []
+            self._turn_facts(self.tracker.flush(self._rel(now_ms)), now_ms, out)
         except Exception as exc:  # the call's end must reach the audit whatever state it is in
             self.malformed_upstream.append(f"flush at call end: {type(exc).__name__}: {exc}")
             out = []
@@ -327,8 +369,16 @@ class CallSession:
         return out
 
     def timer_fired(self, name: str, now_ms: float) -> list[Action]:
-        """A ``StartTimer`` ran out (the speech gate's check deadlines)."""
-        if self.speech is not None and not self.closed:
+        """A ``StartTimer`` ran out (the speech gate's and the gated user turn's check deadlines)."""
+        if self.closed:
+            return []
+        if name.startswith(TOOL_WAIT_TIMER):
+            return self._decide_waiting_tool_calls(now_ms, only=name[len(TOOL_WAIT_TIMER):])
+        if self.bridge_turns is not None:
+            fired = self.bridge_turns.timer_fired(name, now_ms)
+            if fired is not None:
+                return fired
+        if self.speech is not None:
             return self.speech.timer_fired(name, now_ms) or []
         return []
 
@@ -444,6 +494,10 @@ class CallSession:
                 return out
             if item.get("type") == "message" and item.get("role") == "user":
                 return [SendUpstream(event, raw), *self._record_client_text(item, now_ms)]
+        elif kind == "response.create" and self.bridge_turns is not None:
+            held = self.bridge_turns.client_create(event, raw)  # the bridge is speaking or a turn is being decided
+            if held is not None:
+                return held
         return [SendUpstream(event, raw)]
 
     def _valid_truncate(self, event: dict[str, Any], raw: str | None, now_ms: float) -> list[Action]:
@@ -476,24 +530,10 @@ class CallSession:
 
     def _record_client_text(self, item: dict[str, Any], now_ms: float) -> list[Action]:
         """A user message the client typed (not spoken) is a turn like any other: audited and decided."""
-        text = " ".join(
-            str(c.get("text") or c.get("transcript") or "")
-            for c in item.get("content") or []
-            if isinstance(c, dict) and c.get("type") in ("input_text", "input_audio")
-        ).strip()
-        if not text:
-            return []
-        self._client_items += 1
-        turn = UserTurn(
-            seq=self._next_seq(),
-            item_id=str(item.get("id") or f"client_item_{self._client_items}"),
-            started_ms=self._rel(now_ms),
-            transcript=text,
-            status="completed",
-        )
-        self.user_turns[turn.item_id] = turn
+        record = self.tracker.client_text(item, self._rel(now_ms))
         out: list[Action] = []
-        self._record_user(turn, now_ms, out)
+        if record is not None:
+            self._record_turn(record, now_ms, out)
         return out
 
     def _error(self, message: str, **kw: Any) -> dict[str, Any]:
@@ -537,18 +577,32 @@ class CallSession:
         out: list[Action] = []
         if event["type"] == "error":
             self._record_upstream_error(event, now_ms, out)
-        handler = _UPSTREAM_HANDLERS.get(event["type"])
-        if handler is not None:
-            try:
-                handler(self, event, now_ms, out)
-            except _UPSTREAM_FIELD_ERRORS as exc:
-                # relay it (the caller may understand it); only the bridge's tracking skips it
-                self.malformed_upstream.append(f"{event['type']}: {type(exc).__name__}: {exc}")
-                out = [a for a in out if not isinstance(a, Audit)]
+        try:
+            facts = self.tracker.feed(event, self._rel(now_ms))
+        except UPSTREAM_FIELD_ERRORS as exc:
+            # relay it (the caller may understand it); only the bridge's tracking skips it
+            self.malformed_upstream.append(f"{event['type']}: {type(exc).__name__}: {exc}")
+            facts = []
+        self._turn_facts(facts, now_ms, out)
+        if self.bridge_turns is not None:
+            self._bridge_turn_events(event, out)
         if self.tools is not None:
             hidden = self.tools.on_upstream(event)
             if hidden is not None:  # a server tool's event: the client never sees it
+                self._hidden_items.hide(event)
                 return [*hidden, *out]
+        if self.client_tools is not None:
+            item = event.get("item") if isinstance(event.get("item"), dict) else {}
+            server = self.tools is not None and self.tools.is_server_tool(item.get("name"))
+            if self.client_tools.on_upstream(event, raw, server):
+                return out  # a client tool's call, held until its tool_call decision
+        out[:0] = self._deliver(event, raw, now_ms)
+        return out
+
+    def _deliver(self, event: dict[str, Any], raw: str | None, now_ms: float) -> list[Action]:
+        """An upstream event on its way to the client: server-tool items taken out, through the speech gate."""
+        out: list[Action] = []
+        if self.tools is not None:
             if event["type"] == "response.done":
                 cleaned, extra = self.tools.response_done(event)
                 if cleaned is not None:
@@ -562,17 +616,60 @@ class CallSession:
         if self.speech is not None:
             try:
                 gated = self.speech.on_upstream(event, raw, now_ms)
-            except _UPSTREAM_FIELD_ERRORS as exc:  # the gate cannot place it: it does not reach the caller
+            except UPSTREAM_FIELD_ERRORS as exc:  # the gate cannot place it: it does not reach the caller
                 self.malformed_upstream.append(f"speech gate: {event['type']}: {type(exc).__name__}: {exc}")
                 gated = []
         if gated is not None:
             out[:0] = gated
-        elif not self._answers_own_update(event):
+        elif self._answers_own_update(event):
+            self._hidden_items.hide(event)
+        else:
+            if self._hidden_items.rewrite(event):
+                raw = None
             out.insert(0, SendClient(event, raw))
             if event["type"] == "session.updated":
                 self._audit_event(out, "bridge", "session_configured", self._rel(now_ms), redacted=True,
                                   message=describe_session(event.get("session")))
         return out
+
+    def _client_call_decided(self, check: PolicyCheck, effect: str, message: str | None, utterance: str | None,
+                             level: str | None, now_ms: float) -> list[Action]:
+        """A held client tool call was decided: released to the client, or answered by the bridge."""
+        assert self.client_tools is not None and self.tools is not None
+        call_id = self._client_checks.pop(check.subject_id, None)
+        if call_id is None:
+            return []
+        call, done = self.client_tools.decided(call_id)
+        if call is None:
+            return []
+        out: list[Action] = [self._gate_action("client_tool_held", now_ms, item_id=call.item_id, tool=call.name,
+                                               status="released" if effect == "allow" else effect, effect=effect)]
+        if effect == "allow":
+            for event, raw in call.events:
+                out.extend(self._deliver(event, raw, now_ms))
+        else:
+            state = self.tool_calls.get(call_id)
+            self.tools.adopt(call_id, call.item_id, call.name, call.response_id, state.arguments if state else "")
+            for event, _ in call.events:
+                self._hidden_items.hide(event)
+            out.extend(self.tools.decided(call_id, effect, message, now_ms, utterance=utterance, level=level))
+        if done is not None:
+            out.extend(self._deliver(done[0], done[1], now_ms))
+        return out
+
+    def _bridge_turn_events(self, event: dict[str, Any], out: list[Action]) -> None:
+        """Which responses are the bridge's own, when the upstream is free for the next one."""
+        assert self.bridge_turns is not None
+        kind = event["type"]
+        if kind in ("response.created", "response.done"):
+            rid = str((event.get("response") or {}).get("id") or "")
+            if kind == "response.created":
+                self.bridge_turns.response_created(rid)
+            else:
+                out.extend(self.bridge_turns.response_done(rid))
+        elif kind == "error" and isinstance(event.get("error"), dict):
+            err = event["error"]
+            out.extend(self.bridge_turns.refused(str(err.get("event_id") or ""), err.get("code")))
 
     def _record_upstream_error(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
         err = event.get("error")
@@ -594,7 +691,7 @@ class CallSession:
             return True
         if event["type"] in ("conversation.item.added", "conversation.item.done", "conversation.item.created"):
             item = event.get("item")
-            if isinstance(item, dict) and str(item.get("id", "")).startswith(REPLAY_ITEM_PREFIX):
+            if isinstance(item, dict) and str(item.get("id", "")).startswith((REPLAY_ITEM_PREFIX, NOTE_ITEM_PREFIX)):
                 return True
         if event["type"] == "error":
             caused_by = str((event.get("error") or {}).get("event_id") or "")
@@ -612,215 +709,100 @@ class CallSession:
             return True
         return False
 
-    def _on_session(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        audio = (event.get("session") or {}).get("audio") or {}
-        fmt_in = ((audio.get("input") or {}).get("format") or {}).get("type")
-        fmt_out = ((audio.get("output") or {}).get("format") or {}).get("type")
-        if fmt_in in AUDIO_FORMATS:
-            self.input_format = fmt_in
-        if fmt_out in AUDIO_FORMATS:
-            self.output_format = fmt_out
+    def _turn_facts(self, facts: list[TurnFact], now_ms: float, out: list[Action]) -> None:
+        """What the tracker saw finish: audit it and act on it."""
+        for fact in facts:
+            if isinstance(fact, TurnRecord):
+                self._record_turn(fact, now_ms, out)
+            elif isinstance(fact, ToolCallRecord):
+                self._tool_call_done(fact, now_ms, out)
+            else:
+                out.append(Audit(fact))
+                turn = self.assistant_turns[fact.item_id]
+                self._unhear_disclosures(turn, fact.heard_text, now_ms, out)
+                self.history.heard(turn.item_id, fact.heard_text)  # after a reconnect the model remembers what the caller heard
 
-    def _user_turn(self, item_id: str, now_ms: float) -> UserTurn:
-        turn = self.user_turns.get(item_id)
-        if turn is None:
-            turn = UserTurn(seq=self._next_seq(), item_id=item_id, started_ms=self._rel(now_ms))
-            self.user_turns[item_id] = turn
-        return turn
+    def _tool_call_done(self, record: ToolCallRecord, now_ms: float, out: list[Action]) -> None:
+        """The model finished a function call: audited, decided, and (a server tool) run once allowed.
 
-    def _on_speech_started(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        turn = self._user_turn(str(event["item_id"]), now_ms)
-        turn.audio_start_ms = _ms(event.get("audio_start_ms"))
-
-    def _on_speech_stopped(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        self._user_turn(str(event["item_id"]), now_ms).audio_end_ms = _ms(event.get("audio_end_ms"))
-
-    def _on_committed(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        self._user_turn(event["item_id"], now_ms)  # manual-commit turns have no speech_started
-
-    def _on_transcription_completed(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        turn = self._user_turn(event["item_id"], now_ms)
-        turn.transcript = event.get("transcript", "")
-        turn.status = "completed"
-        self._record_user(turn, now_ms, out)
-
-    def _on_transcription_failed(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        turn = self._user_turn(event["item_id"], now_ms)
-        turn.status = "transcription_failed"
-        self._record_user(turn, now_ms, out)
-
-    def _on_response_created(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        self.active_response_id = (event.get("response") or {}).get("id")
-
-    def _on_output_item_added(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        item = event.get("item") or {}
-        item_id = item.get("id")
-        if not item_id:
-            return
-        if item.get("type") == "message" and item.get("role") == "assistant":
-            self.assistant_turns[item_id] = AssistantTurn(
-                seq=self._next_seq(), item_id=item_id, response_id=event.get("response_id"), started_ms=self._rel(now_ms)
-            )
-        elif item.get("type") == "function_call":
-            call_id = item.get("call_id") or item_id
-            self.tool_calls[call_id] = ToolCallState(
-                tool_call_id=call_id, name=item.get("name") or "", item_id=item_id, response_id=event.get("response_id")
-            )
-
-    def _on_transcript_delta(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        turn = self.assistant_turns.get(event.get("item_id", ""))
-        if turn is not None:
-            turn.pieces.append(str(event.get("delta", "")))
-
-    def _on_transcript_done(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        turn = self.assistant_turns.get(event.get("item_id", ""))
-        if turn is not None:
-            turn.transcript = event.get("transcript") if "transcript" in event else event.get("text")
-
-    def _on_audio_delta(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        turn = self.assistant_turns.get(event.get("item_id", ""))
-        if turn is None:
-            return
-        n = b64_decoded_len(event.get("delta", ""))
-        if turn.first_audio_ms is None:
-            turn.first_audio_ms = now_ms
-        turn.audio_bytes += n
-        turn.audio_ms = duration_ms(turn.audio_bytes, self.output_format)
-
-    def _on_output_item_done(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        item = event.get("item") or {}
-        turn = self.assistant_turns.get(item.get("id", ""))
-        if turn is not None:
-            turn.status = item.get("status") or "completed"
-            self._record_assistant(turn, now_ms, out)
-
-    def _on_function_call_done(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        call_id = event.get("call_id", "")
-        state = self.tool_calls.get(call_id)
-        if state is None:
-            state = ToolCallState(call_id, event.get("name") or "", event.get("item_id", ""), event.get("response_id"))
-            self.tool_calls[call_id] = state
-        state.arguments = event.get("arguments", "")
-        state.name = event.get("name") or state.name
-        state.done = True
-        record = ToolCallRecord(
-            call_id=self.call_id,
-            tool_call_id=call_id,
-            name=state.name,
-            arguments=state.arguments,
-            at_ms=self._rel(now_ms),
-            response_id=state.response_id,
-        )
+        The model may call a tool before the caller's words that led to it are transcribed (the
+        service transcribes beside the response); the decision needs them (history rules, the
+        caller's yes to a confirmation), so it waits for that transcript, at most the check timeout.
+        """
+        call_id = record.tool_call_id
         out.append(Audit(record))
-        self.history.add({"type": "function_call", "call_id": call_id, "name": state.name, "arguments": state.arguments})
-        server = self.tools is not None and self.tools.is_server_tool(state.name)
+        self.history.add({"type": "function_call", "call_id": call_id, "name": record.name, "arguments": record.arguments})
+        server = self.tools is not None and self.tools.is_server_tool(record.name)
         if server:
             assert self.tools is not None
             server_call = self.tools.calls.get(call_id)
             if server_call is not None:
-                server_call.arguments = state.arguments
-        if self.policy is not None:
-            out.append(self._check(record.record_id, self.policy.tool_call(record.name, record.arguments, record.at_ms), record.at_ms))
-            self.policy.note_tool_call()
+                server_call.arguments = record.arguments
+        if self.policy is None:
             if server:
-                self._server_checks[record.record_id] = call_id  # it runs once the decision is in
-        elif server:
-            assert self.tools is not None
-            out.extend(self.tools.decided(call_id, "allow", None, now_ms))
-
-    def _on_response_done(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        response = event.get("response") or {}
-        status = response.get("status") or "completed"
-        for turn in self.assistant_turns.values():
-            if turn.response_id == response.get("id") and not turn.recorded:
-                turn.status = "cancelled" if status == "cancelled" else status
-                self._record_assistant(turn, now_ms, out)
-        if status == "completed":
-            for turn in self.assistant_turns.values():
-                if turn.response_id == response.get("id") and turn.audio_ms > 0:
-                    turn.audio_complete = True
-                    if turn.chars_per_ms:
-                        self._rates.append(turn.chars_per_ms)
-        if self.active_response_id == response.get("id"):
-            self.active_response_id = None
-
-    def _on_truncated(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
-        turn = self.assistant_turns.get(event.get("item_id", ""))
-        if turn is None:
+                assert self.tools is not None
+                out.extend(self.tools.decided(call_id, "allow", None, now_ms))
             return
-        audio_end_ms = _ms(event.get("audio_end_ms"))
-        if audio_end_ms is None:
-            raise ValueError("audio_end_ms is not a number")
-        turn.truncated_at_ms = audio_end_ms
-        rate = sum(self._rates[-5:]) / len(self._rates[-5:]) if self._rates else DEFAULT_CHARS_PER_MS
-        heard = turn.heard_text(audio_end_ms, rate)
-        out.append(
-            Audit(
-                TurnInterrupted(
-                    call_id=self.call_id,
-                    seq=turn.seq,
-                    item_id=turn.item_id,
-                    audio_end_ms=audio_end_ms,
-                    heard_text=heard,
-                    at_ms=self._rel(now_ms),
-                )
-            )
-        )
-        self._unhear_disclosures(turn, heard, now_ms, out)
-        self.history.heard(turn.item_id, heard)  # after a reconnect the model remembers what the caller heard
+        if self.tracker.caller_turn_untranscribed():
+            self._waiting_tool_calls.append((record, now_ms))
+            del self._waiting_tool_calls[:-16]
+            timeout = self.config.gate.check_timeout_ms if self.config.gate else 1500.0
+            out.append(StartTimer(TOOL_WAIT_TIMER + record.record_id, timeout))
+            return
+        self._decide_tool_call(record, out)
+
+    def _decide_tool_call(self, record: ToolCallRecord, out: list[Action]) -> None:
+        assert self.policy is not None
+        confirmed = self.confirmations.take(record.name, record.arguments)
+        inp = self.policy.tool_call(record.name, record.arguments, record.at_ms, confirmed=confirmed)
+        out.append(self._check(record.record_id, inp, record.at_ms))
+        self.policy.note_tool_call()
+        if self.tools is not None and self.tools.is_server_tool(record.name):
+            self._server_checks[record.record_id] = record.tool_call_id  # it runs once the decision is in
+        elif self.client_tools is not None and self.client_tools.is_pending(record.tool_call_id):
+            self._client_checks[record.record_id] = record.tool_call_id  # released or answered once decided
+
+    def _decide_waiting_tool_calls(self, now_ms: float, only: str | None = None) -> list[Action]:
+        out: list[Action] = []
+        keep: list[tuple[ToolCallRecord, float]] = []
+        for record, since in self._waiting_tool_calls:
+            if only is None or record.record_id == only:
+                self._decide_tool_call(record, out)
+            else:
+                keep.append((record, since))
+        self._waiting_tool_calls = keep
+        return out
 
     # ------------------------------------------------------------------ helpers
     def playback_position_ms(self, item_id: str, now_ms: float) -> float:
-        turn = self.assistant_turns.get(item_id)
-        return turn.playback_position_ms(now_ms) if turn else 0.0
+        return self.tracker.playback_position_ms(item_id, self._rel(now_ms))
 
-    def _record_user(self, turn: UserTurn, now_ms: float, out: list[Action]) -> None:
-        audio_ms = (turn.audio_end_ms or 0) - (turn.audio_start_ms or 0) if turn.audio_end_ms else 0.0
-        self._record(turn, "user", turn.transcript, audio_ms, None, now_ms, out)
-
-    def _record_assistant(self, turn: AssistantTurn, now_ms: float, out: list[Action]) -> None:
-        self._record(turn, "assistant", turn.text, turn.audio_ms, turn.response_id, now_ms, out)
-
-    def _record(
-        self,
-        turn: UserTurn | AssistantTurn,
-        role: Literal["user", "assistant"],
-        text: str | None,
-        audio_ms: float,
-        response_id: str | None,
-        now_ms: float,
-        out: list[Action],
-    ) -> None:
-        if turn.recorded:
-            return
-        turn.recorded = True
-        record = TurnRecord(
-            call_id=self.call_id,
-            seq=turn.seq,
-            role=role,
-            item_id=turn.item_id,
-            text=text,
-            status=turn.status,
-            started_ms=turn.started_ms,
-            ended_ms=self._rel(now_ms),
-            audio_ms=audio_ms,
-            response_id=response_id,
-        )
-        self._record_turn(record, out)
-
-    def _record_turn(self, record: TurnRecord, out: list[Action]) -> None:
+    def _record_turn(self, record: TurnRecord, now_ms: float, out: list[Action]) -> None:
         """Audit a finished turn and, under a policy pack, decide on its text and note what it spoke."""
         out.append(Audit(record))
         if record.text:
             part = "input_text" if record.role == "user" else "output_text"
             item = {"type": "message", "role": record.role, "content": [{"type": part, "text": record.text}]}
             self.history.add(item, record.item_id)
-        if self.policy is None or not record.text:
+        if self.policy is None:
             return
-        inp = self.policy.turn(record.role, record.text, record.ended_ms)
-        out.append(self._check(record.turn_id, inp, record.ended_ms, scan_pii=True))
-        assert self.disclosures is not None
-        out.extend(Audit(r) for r in self.disclosures.turn_finished(record.role, record.text, record.item_id, record.seq, record.ended_ms))
+        if record.role == "user" and self.bridge_turns is not None:
+            out.extend(self.bridge_turns.user_turn(record.turn_id, record.item_id, bool(record.text), now_ms))
+        if record.text:
+            inp = self.policy.turn(record.role, record.text, record.ended_ms)
+            out.append(self._check(record.turn_id, inp, record.ended_ms, scan_pii=True))
+            assert self.disclosures is not None
+            out.extend(Audit(r) for r in self.disclosures.turn_finished(record.role, record.text, record.item_id, record.seq, record.ended_ms))
+        if record.role == "user":
+            if record.text and self.bridge_turns is not None:  # a confirmation only counts where it is enforced
+                for tool in self.confirmations.caller_said(record.text):
+                    out.append(self._gate_action("tool_confirmed", now_ms, item_id=record.item_id, tool=tool))
+            out.extend(self._decide_waiting_tool_calls(now_ms))  # the tool calls that waited for these words
+        elif self._disclosures_asked:
+            undelivered = [d for d in self._disclosures_asked if d not in self.policy.disclosures]
+            self._disclosures_asked = []
+            for disclosure in undelivered:  # the tools that require it stay blocked by the pack's rules
+                out.append(self._gate_action("disclosure_undelivered", now_ms, item_id=record.item_id, rule_id=disclosure))
 
     def _unhear_disclosures(self, turn: AssistantTurn, heard: str, now_ms: float, out: list[Action]) -> None:
         """A disclosure in an answer cut short counts only if the caller heard it."""
@@ -853,6 +835,13 @@ class CallSession:
         server_call = self._server_checks.pop(check.subject_id, None)
         if server_call is not None and self.tools is not None:  # an undecidable tool call does not run
             out.extend(self.tools.decided(server_call, record.effect, "The action cannot be checked right now.", now_ms))
+        if check.subject_id in self._client_checks:  # an undecidable client call does not reach the client
+            out.extend(self._client_call_decided(check, record.effect, "The action cannot be checked right now.", None, None, now_ms))
+        if self.bridge_turns is not None:
+            if check.stage == "user_text":
+                out.extend(self.bridge_turns.failed(check.subject_id, reason, now_ms))
+            elif check.stage == "session_start" and gate is not None:  # cannot tell which are required: all of them
+                out.extend(self._speak_disclosures(tuple(gate.disclosures), "gate:error", now_ms))
         return out
 
     def feed_policy_outcome(self, outcome: PolicyOutcome, now_ms: float) -> list[Action]:
@@ -882,12 +871,61 @@ class CallSession:
                 )
             )
             self._decisions += 1
+        decision, stage = outcome.decision, outcome.check.stage
+        enforcing = gate is not None and gate.enforcing
+        utterance = decision.utterances[0] if decision.utterances else None
+        if decision.effect == "escalate":
+            first = self._escalate(outcome, utterance, now_ms, out)
+            if first and self.bridge_turns is not None and stage == "user_text" and not self.bridge_turns.gated:
+                # the model is already answering: the escalation is said after that answer
+                out.extend(self.bridge_turns.say(utterance or self.bridge_turns.escalation_utterance, "escalation", now_ms))
+        if self.bridge_turns is not None:
+            if stage == "session_start":
+                out.extend(self._speak_disclosures(decision.disclosures if decision.effect == "require_disclosure" else (),
+                                                   decision.rule_id, now_ms))
+            elif stage == "user_text":
+                out.extend(self.bridge_turns.decided(outcome.check.subject_id, decision.effect, utterance,
+                                                     decision.rule_id, outcome.pii, now_ms))
+        if stage == "tool_call" and enforcing and decision.effect == "confirm":
+            inp = outcome.check.input
+            self.confirmations.requested(inp.tool or "", json.dumps(inp.args))
+        if outcome.check.subject_id in self._client_checks:
+            message = decision.messages[0] if decision.messages else None
+            out.extend(self._client_call_decided(outcome.check, decision.effect, message, utterance, decision.level, now_ms))
         server_call = self._server_checks.pop(outcome.check.subject_id, None)
         if server_call is not None and self.tools is not None:
             # observe records and lets every call run; the enforcing modes act on the decision
-            effect = outcome.decision.effect if gate is not None and gate.mode in ("monitor", "hold") else "allow"
-            message = outcome.decision.messages[0] if outcome.decision.messages else None
-            out.extend(self.tools.decided(server_call, effect, message, now_ms))
+            effect = decision.effect if enforcing else "allow"
+            message = decision.messages[0] if decision.messages else None
+            out.extend(self.tools.decided(server_call, effect, message, now_ms, utterance=utterance, level=decision.level))
+        return out
+
+    def _escalate(self, outcome: PolicyOutcome, utterance: str | None, now_ms: float, out: list[Action]) -> bool:
+        """A rule escalated: the call is flagged and the webhook posted, once per rule.  True the first time."""
+        decision = outcome.decision
+        if decision.rule_id in self._escalated:
+            return False
+        self._escalated.add(decision.rule_id)
+        gate = self.config.gate
+        spoken = utterance or (gate.escalation_utterance if gate else None)
+        out.append(self._gate_action("escalated", now_ms, rule_id=decision.rule_id, effect="escalate",
+                                     status=outcome.check.stage, text=spoken, redacted=True))
+        out.append(NotifyEscalation(self.call_id, decision.rule_id, outcome.check.stage, decision.severity,
+                                    outcome.check.at_ms, gate.pack if gate else decision.pack, decision.pack_version))
+        return True
+
+    def _speak_disclosures(self, disclosure_ids: tuple[str, ...], rule_id: str, now_ms: float) -> list[Action]:
+        """The required disclosures, asked for word for word before the model's first answer."""
+        assert self.bridge_turns is not None and self.policy is not None
+        out: list[Action] = []
+        for disclosure in disclosure_ids:
+            script = self.policy.disclosure_texts.get(disclosure)
+            if not script or disclosure in self.policy.disclosures or disclosure in self._disclosures_asked:
+                continue
+            self._disclosures_asked.append(disclosure)
+            out.append(self._gate_action("disclosure_requested", now_ms, rule_id=disclosure, status=rule_id, text=script, redacted=True))
+            out.extend(self.bridge_turns.say(script, "disclosure", now_ms))
+        out.extend(self.bridge_turns.stop_holding())
         return out
 
     def feed_tool_result(self, call_id: str, status: str, output: str, latency_ms: float, now_ms: float) -> list[Action]:
@@ -914,48 +952,5 @@ class CallSession:
         out.extend(self.tools.output(call_id, output, now_ms))
         return out
 
-    def _flush_open_turns(self, now_ms: float) -> list[Action]:
-        out: list[Action] = []
-        for turn in sorted(self.user_turns.values(), key=lambda t: t.seq):
-            if not turn.recorded:
-                turn.status = "incomplete" if turn.status == "in_progress" else turn.status
-                self._record_user(turn, now_ms, out)
-        for aturn in sorted(self.assistant_turns.values(), key=lambda t: t.seq):
-            if not aturn.recorded:
-                aturn.status = "incomplete"
-                self._record_assistant(aturn, now_ms, out)
-        return out
-
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
     def _rel(self, now_ms: float) -> float:
         return now_ms - self._started_ms
-
-    @property
-    def turns(self) -> list[UserTurn | AssistantTurn]:
-        """All turns in the order speech started."""
-        return sorted([*self.user_turns.values(), *self.assistant_turns.values()], key=lambda t: t.seq)
-
-
-_UPSTREAM_HANDLERS = {
-    "session.created": CallSession._on_session,
-    "session.updated": CallSession._on_session,
-    "input_audio_buffer.speech_started": CallSession._on_speech_started,
-    "input_audio_buffer.speech_stopped": CallSession._on_speech_stopped,
-    "input_audio_buffer.committed": CallSession._on_committed,
-    "conversation.item.input_audio_transcription.completed": CallSession._on_transcription_completed,
-    "conversation.item.input_audio_transcription.failed": CallSession._on_transcription_failed,
-    "response.created": CallSession._on_response_created,
-    "response.output_item.added": CallSession._on_output_item_added,
-    "response.output_audio_transcript.delta": CallSession._on_transcript_delta,
-    "response.output_text.delta": CallSession._on_transcript_delta,
-    "response.output_audio_transcript.done": CallSession._on_transcript_done,
-    "response.output_text.done": CallSession._on_transcript_done,
-    "response.output_audio.delta": CallSession._on_audio_delta,
-    "response.output_item.done": CallSession._on_output_item_done,
-    "response.function_call_arguments.done": CallSession._on_function_call_done,
-    "response.done": CallSession._on_response_done,
-    "conversation.item.truncated": CallSession._on_truncated,
-}

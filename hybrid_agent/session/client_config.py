@@ -90,7 +90,9 @@ class ClientSessionConfig:
         *,
         bridge_tools: list[dict[str, Any]] | None = None,
         bridge_instructions: str | None = None,
+        gated_turns: bool = False,
     ) -> None:
+        self.gated_turns = gated_turns  # gate.user_turn: gated: the model never answers a caller turn on its own
         self.model = model
         self.transcription_model = transcription_model
         self.bridge_tools = list(bridge_tools or [])
@@ -121,6 +123,12 @@ class ClientSessionConfig:
                         "the middle layer reads what the caller said",
                     )
                 )
+        vad = audio_in.get("turn_detection") if isinstance(audio_in, dict) else None
+        if self.gated_turns and isinstance(vad, dict) and vad.get("create_response", True) is not False:
+            # the bridge answers a caller turn itself once the turn passed the user_text stage
+            vad["create_response"] = False
+            rewrites.append(Rewrite("session.audio.input.turn_detection.create_response", "true", "false",
+                                    "the policy pack gates each caller turn before the model answers"))
         self.changed = bool(rewrites)
         tools = session.get("tools")
         if self.bridge_tools and isinstance(tools, list):

@@ -124,3 +124,37 @@ class ReconnectQueue:
         self._audio_ms = 0.0
         self._others = 0
         return events
+
+
+#: hidden items remembered (the newest; a later item names a recent one as its predecessor)
+MAX_HIDDEN_ITEMS = 256
+_ITEM_ECHOES = frozenset({"conversation.item.added", "conversation.item.done", "conversation.item.created"})
+
+
+class HiddenItems:
+    """Items the client never sees (server tool calls and outputs, the bridge's notes, replayed
+    history): an item after one of them names it as ``previous_item_id``, an id the client does
+    not know, so that field is rewritten to the last item the client did see."""
+
+    def __init__(self) -> None:
+        self._before: dict[str, str | None] = {}  # hidden item id -> the visible item before it
+
+    def hide(self, event: dict[str, Any]) -> None:
+        item = event.get("item")
+        if event.get("type") not in _ITEM_ECHOES or not isinstance(item, dict) or not item.get("id"):
+            return
+        prev = event.get("previous_item_id")
+        self._before[str(item["id"])] = self._visible(prev if isinstance(prev, str) else None)
+        while len(self._before) > MAX_HIDDEN_ITEMS:
+            self._before.pop(next(iter(self._before)))
+
+    def _visible(self, item_id: str | None) -> str | None:
+        return self._before.get(item_id, item_id) if item_id is not None else None
+
+    def rewrite(self, event: dict[str, Any]) -> bool:
+        """Point ``previous_item_id`` past hidden items (in place); True when it changed."""
+        prev = event.get("previous_item_id")
+        if event.get("type") not in _ITEM_ECHOES or not isinstance(prev, str) or prev not in self._before:
+            return False
+        event["previous_item_id"] = self._before[prev]
+        return True

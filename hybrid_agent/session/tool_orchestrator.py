@@ -22,13 +22,36 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hybrid_agent.audit.records import GateActionRecord
+from hybrid_agent.audit.records import GateActionRecord, ToolResultRecord
 from hybrid_agent.session.actions import Action, Audit, RunTool, SendUpstream
 
 #: hidden server-tool items remembered (the newest)
 MAX_TRACKED = 256
 #: ids of the function_call_output items the bridge creates (their echoes are hidden too)
 OUTPUT_ITEM_PREFIX = "item_bridge_tool_"
+
+
+#: what the model is told to do next, per refusing effect (the decision's message says why)
+_NEXT = {
+    "confirm": "Read the details of this {tool} call back to the caller and ask for an explicit yes. When the caller "
+               "says yes, call {tool} again with exactly the same arguments; if not, do not call it.",
+    "step_up": "Tell the caller an extra security check is needed (level {level}), verify them with the "
+               "identity tool, then call {tool} again.",
+    "require_disclosure": "Give the required disclosure first, then call {tool} again.",
+    "escalate": "Do not continue with this request: tell the caller you are passing them to a colleague.",
+}
+
+
+def refusal_output(tool: str, effect: str, message: str | None, utterance: str | None, level: str | None) -> str:
+    """The function output the model gets for a call the gate did not allow: why, what to say, what next."""
+    error: dict[str, Any] = {"type": "not_allowed", "decision": effect, "message": message or "This action is not allowed now."}
+    if utterance:
+        error["say"] = utterance
+    if level:
+        error["level"] = level
+    if effect in _NEXT:
+        error["next"] = _NEXT[effect].format(tool=tool, level=level or "higher")
+    return json.dumps({"error": error})
 
 
 @dataclass(slots=True)
@@ -84,6 +107,13 @@ class ToolOrchestrator:
             return [] if str(event.get("item_id")) in self._items or str(event.get("call_id")) in self.calls else None
         return None
 
+    def adopt(self, call_id: str, item_id: str, name: str, response_id: str | None, arguments: str) -> None:
+        """A client tool's call the gate refused: from now on the orchestrator answers it (and hides
+        what is left of it) as it would a server tool's."""
+        call = ServerCall(call_id, item_id, name, response_id, arguments)
+        self._track(call)
+        self._responses.setdefault(str(response_id or ""), _Response()).waiting += 1
+
     def _track(self, call: ServerCall) -> None:
         self.calls[call.call_id] = call
         self._items[call.item_id] = call.call_id
@@ -117,7 +147,8 @@ class ToolOrchestrator:
         return cleaned, self._maybe_create(rid, resp)
 
     # ------------------------------------------------------------------ decisions and results
-    def decided(self, call_id: str, effect: str, message: str | None, now_ms: float) -> list[Action]:
+    def decided(self, call_id: str, effect: str, message: str | None, now_ms: float, *,
+                utterance: str | None = None, level: str | None = None) -> list[Action]:
         """The ``tool_call`` decision for a server call: run it, or answer with the decision."""
         call = self.calls.get(call_id)
         if call is None or call.output_sent:
@@ -126,9 +157,10 @@ class ToolOrchestrator:
                                   item_id=call.item_id, tool=call.name, status=effect, effect=effect)
         if effect == "allow":
             return [Audit(record), RunTool(call.call_id, call.name, call.arguments)]
-        output = json.dumps({"error": {"type": "not_allowed", "decision": effect,
-                                       "message": message or "This action is not allowed now."}})
-        return [Audit(record), *self.output(call_id, output, now_ms)]
+        output = refusal_output(call.name, effect, message, utterance, level)
+        # the bridge's answer is the call's result: the audit shows what the model was told
+        answer = ToolResultRecord(self.call_id, call.call_id, output, self.rel(now_ms), status="denied", extra={"decision": effect})
+        return [Audit(record), Audit(answer), *self.output(call_id, output, now_ms)]
 
     def output(self, call_id: str, output: str, now_ms: float) -> list[Action]:
         """A server call's output (the tool's result or the bridge's answer): send it to the model."""

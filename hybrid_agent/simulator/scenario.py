@@ -66,6 +66,12 @@ class Turn(_Model):
         description="Caller-side direction (the simulator ignores it): the scripted caller says this turn "
         "while the previous reply is playing, once it has heard this many ms of it.",
     )
+    truncate_overshoot_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="Caller-side direction (the simulator ignores it): the barge-in's truncate claims this many ms "
+        "more than the caller heard, as a client estimating playback by the wall clock does; the bridge clamps it.",
+    )
 
 
 class AudioSettings(_Model):

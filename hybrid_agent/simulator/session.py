@@ -744,9 +744,12 @@ class SimSession:
         resp = _Response(id=new_id("resp"), index=self.n_responses)
         self.n_responses += 1
         self.response = resp
-        resp.task = self.spawn(self._run_response(resp, kind, what, turn, list(mods)))
+        resp.task = self.spawn(self._run_response(resp, kind, what, turn, list(mods), verbatim is None))
 
-    async def _run_response(self, resp: _Response, kind: str, what: Any, turn: int, mods: list[str]) -> None:
+    async def _run_response(self, resp: _Response, kind: str, what: Any, turn: int, mods: list[str],
+                            answers_turn: bool = True) -> None:
+        """``answers_turn``: False for a "say exactly" response (the bridge's own words, not the model's
+        answer to the turn: the scenario's answer stays due)."""
         fmt = self.session["audio"]["output"]["format"]
         base = {"object": "realtime.response", "id": resp.id, "conversation_id": self.conversation_id,
                 "output_modalities": mods, "max_output_tokens": self.session.get("max_output_tokens", "inf"),
@@ -766,7 +769,7 @@ class SimSession:
                 await self._message(resp, what, mods, output)
         finally:
             resp.finished = True
-            if kind == "message":
+            if kind == "message" and answers_turn:
                 self._mark(self.answered, turn)
         if resp.cancel_reason is not None:
             status = "cancelled"

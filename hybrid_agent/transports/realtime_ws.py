@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
@@ -38,11 +38,15 @@ from hybrid_agent.session import (
     SendClient,
     SendUpstream,
     GateConfig,
+    NotifyEscalation,
     StartTimer,
 )
 from hybrid_agent.settings import Settings
 from hybrid_agent.upstream.connector import UpstreamConnector, UpstreamError
 from hybrid_agent.upstream.models import choose_model
+
+if TYPE_CHECKING:
+    from hybrid_agent.server.escalation import EscalationSink
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +72,10 @@ class CallRunner:
         gate_executor: concurrent.futures.Executor | None = None,
         connector: UpstreamConnector | None = None,
         tools: Any = None,
+        escalations: EscalationSink | None = None,
     ) -> None:
         self.session = session
+        self.escalations = escalations  # the escalation webhook's notifier (server/escalation.py), if configured
         self.tools = tools  # hybrid_agent.tools.ToolRegistry of the server tools this call runs
         self.connector = connector
         self.policy_gate = policy_gate
@@ -85,11 +91,16 @@ class CallRunner:
         self._send_lock = asyncio.Lock()
 
     async def execute(self, actions: list[Action]) -> None:
-        # audit records first: enqueueing never blocks, and a send that is cancelled mid-call
-        # (the caller hung up) must not take a finished turn's record with it
+        # audit records and escalations first: neither blocks (the webhook is posted by the notifier's
+        # own tasks), and a send that is cancelled mid-call (the caller hung up) must not take them with it
         for action in actions:
             if isinstance(action, Audit):
                 self.audit.enqueue(action.record)
+            elif isinstance(action, NotifyEscalation) and self.escalations is not None:
+                try:
+                    self.escalations.notify(action)
+                except Exception as exc:  # a notifier's failure never ends the call
+                    log.warning("call %s: escalation notifier failed (%s)", self.session.call_id, type(exc).__name__)
         # one call's sends go out in the order the session produced them: a verdict releasing held
         # audio and the upstream pump must not interleave their chunks
         async with self._send_lock:
@@ -308,6 +319,10 @@ def gate_config(policy_gate: PolicyGate | None, mode: str | None) -> GateConfig 
         fallback_utterance=gate.fallback_utterance,
         check_timeout_ms=float(gate.check_timeout_ms),
         speech_fail_open=gate.on_failure.for_stage("assistant_text") == "open",
+        user_text_fail_open=gate.on_failure.for_stage("user_text") == "open",
+        max_hold_ms=float(gate.max_hold_ms),
+        user_turn=str(getattr(gate.user_turn, "value", gate.user_turn)),
+        escalation_utterance=gate.escalation_utterance,
     )
 
 
@@ -319,6 +334,7 @@ async def serve_realtime_client(
     audit: AuditSink,
     policy_gate: PolicyGate | None = None,
     gate_executor: concurrent.futures.Executor | None = None,
+    escalations: EscalationSink | None = None,
 ) -> None:
     """Run one call for an authenticated Realtime-protocol caller."""
     await websocket.accept()
@@ -351,6 +367,8 @@ async def serve_realtime_client(
             await websocket.send_json(error_event(str(exc), code="upstream_unavailable", error_type="server_error"))
             await websocket.close(1011, "upstream unavailable")
         return
-    runner = CallRunner(session, websocket, upstream, audit, policy_gate, gate_executor, connector, tools=registry)
+    runner = CallRunner(
+        session, websocket, upstream, audit, policy_gate, gate_executor, connector, tools=registry, escalations=escalations
+    )
     await runner.execute(session.start(_now_ms(), time.time()))
     await runner.run()
