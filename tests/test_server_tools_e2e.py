@@ -149,3 +149,34 @@ async def test_the_bridge_speaks_the_required_disclosure_first(tmp_path: Path) -
     assert not [r for r in actions if r.action == "disclosure_undelivered"]
     assert [r.status for r in actions if r.action == "tool_decided"] == ["allow"]
     assert [(r.tool, r.status) for r in actions if r.action == "tool_run"] == [("verify_identity", "ok")]
+
+
+async def test_the_opening_waits_for_the_client_and_the_client_sees_only_its_own_configuration(tmp_path: Path) -> None:
+    """The bridge's disclosure does not start before the client asked for anything (the service refuses
+    a voice change once assistant audio exists: openai-agents configures right at connect), and the
+    session the client sees has its own instructions and tools, never the pack's; the audit notes the
+    configuration the upstream accepted (the bridge's tools included)."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO.replace('greeting: "Welcome to Example Bank. This call is recorded for quality, '
+                                         'training and compliance purposes. How can I help you?"', 'greeting: "Hello."'))
+    audit = MemoryAuditSink()
+    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,
+                        policy_pack=ROOT / "policies" / "retail-banking", server_tools=True, gate_mode="hold")
+    own_tool = {"type": "function", "name": "get_branch_hours", "description": "Opening hours.", "parameters": {"type": "object", "properties": {}}}
+    async with BridgeServer(settings, audit=audit) as bridge:
+        async with ws_connect(f"{bridge.ws_base_url}/realtime?model=gpt-realtime", additional_headers=AUTH) as ws:
+            await asyncio.sleep(0.3)  # a client that configures a little after connecting
+            await ws.send(json.dumps({"type": "session.update", "session": {
+                "type": "realtime", "instructions": "Be brief.", "tools": [own_tool], "audio": {"output": {"voice": "ash"}}}}))
+            events = await until_transcript(ws, "recorded")  # the opening starts within ARM_AFTER_MS without a request
+    errors = [e for e in events if e["type"] == "error"]
+    assert not errors, errors
+    [updated] = [e for e in events if e["type"] == "session.updated"][-1:]
+    assert updated["session"]["instructions"] == "Be brief."
+    assert [t["name"] for t in updated["session"]["tools"]] == ["get_branch_hours"]
+    assert updated["session"]["audio"]["output"]["voice"] == "ash"
+    text = json.dumps(events)
+    assert "verify_identity" not in text and "retail bank" not in text
+    await asyncio.sleep(0.2)
+    notes = [r.message for r in audit.records if getattr(r, "kind", None) == "session_configured"]
+    assert notes and "verify_identity" in notes[-1] and "get_branch_hours" in notes[-1]

@@ -42,6 +42,9 @@ MAX_HELD_CLIENT = 4
 #: pending gated turns at once (a caller cannot finish turns faster than they are decided for long)
 MAX_PENDING_TURNS = 8
 USER_TURN_TIMER = "user_turn:"
+#: the bridge's opening starts at the latest this long after the call started, if the client asks for nothing
+ARM_TIMER = "bridge_turns:arm"
+ARM_AFTER_MS = 1500.0
 #: what the caller said that the model must not echo back
 SENSITIVE_PII = frozenset({"CREDIT_CARD", "CARD_CVV", "US_SSN", "PIN", "US_BANK_NUMBER", "IBAN_CODE"})
 STOPPING_EFFECTS = frozenset({"deny", "escalate", "block_speech"})
@@ -84,6 +87,11 @@ class BridgeTurns:
     held_client: deque[tuple[dict[str, Any], str | None]] = field(default_factory=deque)
     pending: dict[str, _Turn] = field(default_factory=dict)  # subject id -> gated turn awaiting its decision
     holding: bool = False  # a decision the first answer waits for (the disclosure at the start)
+    #: the bridge's own first response waits for the client: its first response.create (so the client
+    #: has configured the session, and asks before anything starts) or ``ARM_TIMER`` running out.
+    #: Starting earlier makes the service refuse the client's voice (``cannot_update_voice``) and
+    #: confuses clients that track their own requests (pipecat holds and then drops its greeting).
+    armed: bool = True
     dropped: int = 0
     _n: int = 0
 
@@ -106,7 +114,7 @@ class BridgeTurns:
         out: list[Action] = []
         while self.queue and self.queue[0].get("type") != "response.create":
             out.append(SendUpstream(self.queue.popleft()))
-        if self.queue and not self.busy() and self.in_flight == 0:
+        if self.queue and not self.busy() and self.in_flight == 0 and self.armed:
             create = self.queue.popleft()
             self.in_flight += 1
             self._unassigned += 1
@@ -130,6 +138,10 @@ class BridgeTurns:
     # ------------------------------------------------------------------ events
     def client_create(self, event: dict[str, Any], raw: str | None) -> list[Action] | None:
         """A client's ``response.create``: ``None`` to send it now, else held (``[]``) until the bridge is quiet."""
+        if not self.armed:  # the client's first request: the bridge's opening goes first, then this
+            if len(self.held_client) < MAX_HELD_CLIENT:
+                self.held_client.append((event, raw))
+            return self.arm()
         if not self.waiting and not self.queue and self.in_flight == 0:
             return None
         if self.pending:
@@ -163,7 +175,13 @@ class BridgeTurns:
         return self._pump()
 
     def start_holding(self) -> None:
+        """The first answer waits for the session_start decision and for the client (``armed``)."""
         self.holding = True
+        self.armed = False
+
+    def arm(self) -> list[Action]:
+        self.armed = True
+        return self._pump()
 
     def stop_holding(self) -> list[Action]:
         self.holding = False
@@ -224,6 +242,8 @@ class BridgeTurns:
         return out
 
     def timer_fired(self, name: str, now_ms: float) -> list[Action] | None:
+        if name == ARM_TIMER:
+            return self.arm()
         if not name.startswith(USER_TURN_TIMER):
             return None
         return self.failed(name[len(USER_TURN_TIMER):], f"no decision within {self.check_timeout_ms:.0f} ms", now_ms)

@@ -1,5 +1,10 @@
 """``CallSession``: the sans-I/O core of one call.
 
+Why this module is longer than 500 lines: it is the router, and routing has two sides (the
+caller's events, checked and relayed; the model's events, tracked and delivered through the
+gate) plus the call's lifecycle and reconnect; every concern with state of its own is a part
+elsewhere, listed below.
+
 It takes events from either side (caller and model) and returns actions.  It
 never awaits, touches a socket, reads a clock or writes to a database: the
 adapter passes ``now_ms`` (a monotonic clock in milliseconds) and carries out
@@ -7,14 +12,18 @@ the returned actions in order.  Modelled on ``h11`` and ``websockets``' protocol
 classes.
 
 ``CallSession`` routes events between small sans-I/O parts, each with its own state and
-tests: ``client_config`` (the caller's session configuration: model, merge, rewrites),
-``call_events`` (errors as audit facts), ``replay`` (reconnect: conversation log and queue),
-``disclosures``, ``speech_gate`` (monitor/hold) and ``tool_orchestrator`` (server tools).
+tests: ``turns`` (turn tracking and records), ``client_config`` (the caller's session
+configuration), ``call_events`` (errors as audit facts), ``replay`` (reconnect, hidden items),
+``disclosures``, ``speech_gate`` (monitor/hold), ``bridge_turns`` (the bridge's own responses,
+the gated user turn), ``decisions`` (what a policy decision does), ``tool_calls`` with
+``tool_orchestrator`` (server tools), ``client_tools`` (held client calls) and
+``confirmations``.
 """
 
 from __future__ import annotations
 
 import binascii
+import copy
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,9 +33,7 @@ from hybrid_agent.audit.records import (
     GateActionRecord,
     CallEnded,
     CallStarted,
-    PolicyDecisionRecord,
     ToolCallRecord,
-    ToolResultRecord,
     TurnRecord,
 )
 from hybrid_agent.protocol.audio import b64_decoded_len, duration_ms
@@ -40,16 +47,16 @@ from hybrid_agent.session.actions import (
     CheckPolicy,
     CloseClient,
     CloseUpstream,
-    NotifyEscalation,
     ReconnectUpstream,
     SendClient,
     SendUpstream,
     StartTimer,
 )
-from hybrid_agent.session.bridge_turns import NOTE_ITEM_PREFIX, BridgeTurns
+from hybrid_agent.session.bridge_turns import ARM_AFTER_MS, ARM_TIMER, NOTE_ITEM_PREFIX, BridgeTurns
 from hybrid_agent.session.call_events import CallEventLog
 from hybrid_agent.session.client_tools import ClientToolHold
-from hybrid_agent.session.confirmations import ConfirmationTracker
+from hybrid_agent.session.decisions import DecisionRouter
+from hybrid_agent.session.tool_calls import ToolCallFlow
 from hybrid_agent.session.disclosures import DisclosureTracker
 from hybrid_agent.policy.speech import SpeechCheck, SpeechVerdict
 from hybrid_agent.session.speech_gate import SpeechGate
@@ -114,11 +121,11 @@ class CallConfig:
     bridge_session: Mapping[str, Any] | None = None
     #: names of the tools the bridge runs itself (``session.tool_orchestrator``)
     server_tools: frozenset[str] = frozenset()
+    #: who called (a phone number): the audit store keeps only its keyed pseudonym
+    caller_id: str | None = None
 
 
 BRIDGE_UPDATE_EVENT_ID = "event_bridge_transcription"
-#: a tool call waits (at most the check timeout) for the transcript of the caller's turn it answers
-TOOL_WAIT_TIMER = "tool_wait:"
 
 class CallSession:
     """State machine of one call between a caller and the model."""
@@ -142,7 +149,6 @@ class CallSession:
             else None
         )
         self._checks = 0
-        self._decisions = 0
         self.disclosures = DisclosureTracker(config.call_id, self.policy) if self.policy is not None else None
         self._gate_seq = 0
         self.speech: SpeechGate | None = None
@@ -171,10 +177,6 @@ class CallSession:
                 check_timeout_ms=gate.check_timeout_ms, fallback_utterance=gate.fallback_utterance,
                 escalation_utterance=gate.escalation_utterance,
             )
-        self.confirmations = ConfirmationTracker()
-        self._escalated: set[str] = set()  # rules that escalated this call (one flag and webhook each)
-        self._disclosures_asked: list[str] = []  # asked for word for word, not yet seen delivered
-        self._waiting_tool_calls: list[tuple[ToolCallRecord, float]] = []  # decided once the caller's turn is transcribed
         self._own_updates = 0  # session.update events the bridge sent whose answer the caller must not see
         self.malformed_upstream: list[str] = []  # upstream events whose fields could not be used (relayed anyway)
         # reconnect and replay
@@ -194,11 +196,16 @@ class CallSession:
             if config.server_tools or enforcing else None
         )
         self.client_tools = ClientToolHold() if enforcing else None
-        self._client_checks: dict[str, str] = {}  # tool-call record id -> held client call id
-        self._server_checks: dict[str, str] = {}  # tool-call record id -> server call id (awaiting its decision)
         self.events = CallEventLog(config.call_id)
         self.history = ConversationLog()  # the conversation so far, as items to replay
         self._hidden_items = HiddenItems()  # the bridge's own items: the client's view of the order skips them
+        self.tool_flow = ToolCallFlow(
+            config.call_id, policy=self.policy, tracker=self.tracker, history=self.history, hidden=self._hidden_items,
+            tools=self.tools, client_tools=self.client_tools, check=self._check, gate_action=self._gate_action,
+            deliver=self._deliver, rel=self._rel, enforcing=enforcing,
+            check_timeout_ms=gate.check_timeout_ms if gate is not None else 1500.0,
+        )
+        self.decisions = DecisionRouter(config.call_id, gate, self.policy, self.bridge_turns, self.tool_flow, self._gate_action)
         self._hide_session_created = False
 
     # the tracker's state, under the names the adapters and tests read
@@ -244,6 +251,7 @@ class CallSession:
                     channel=self.config.channel,
                     model=self.config.model,
                     upstream=self.config.upstream,
+                    caller_id=self.config.caller_id,
                     policy_pack=gate.pack if gate else None,
                     policy_version=gate.version if gate else None,
                     gate_mode=gate.mode if gate else None,
@@ -262,6 +270,7 @@ class CallSession:
         if self.policy is not None:
             if self.bridge_turns is not None and gate is not None and gate.disclosures:
                 self.bridge_turns.start_holding()  # a required disclosure is spoken before the model's first answer
+                out.append(StartTimer(ARM_TIMER, ARM_AFTER_MS))
             out.append(self._check(self.call_id, self.policy.session_start(), 0.0))
         return out
 
@@ -372,8 +381,9 @@ class CallSession:
         """A ``StartTimer`` ran out (the speech gate's and the gated user turn's check deadlines)."""
         if self.closed:
             return []
-        if name.startswith(TOOL_WAIT_TIMER):
-            return self._decide_waiting_tool_calls(now_ms, only=name[len(TOOL_WAIT_TIMER):])
+        waited = self.tool_flow.timer_fired(name)
+        if waited is not None:
+            return waited
         if self.bridge_turns is not None:
             fired = self.bridge_turns.timer_fired(name, now_ms)
             if fired is not None:
@@ -471,27 +481,7 @@ class CallSession:
         elif kind == "conversation.item.create":
             item = event["item"]
             if item.get("type") == "function_call_output":
-                call = self.tool_calls.get(item["call_id"])
-                solicited = call is not None and call.done and not call.answered
-                result = ToolResultRecord(
-                    call_id=self.call_id,
-                    tool_call_id=item["call_id"],
-                    output=item.get("output", ""),
-                    at_ms=self._rel(now_ms),
-                    status="ok" if solicited else "unsolicited",
-                )
-                out: list[Action] = [SendUpstream(event, raw), Audit(result)]
-                name, args = (call.name, call.arguments) if call else ("", "")
-                if self.policy is not None:
-                    inp = self.policy.tool_result(name, args, result.output, result.at_ms)
-                    out.append(self._check(result.record_id, inp, result.at_ms, scan_pii=True))
-                    if solicited:  # an output for a call the model never made cannot verify anyone
-                        self.policy.note_tool_result(result.output, tool=name, arguments=args)
-                if call is not None:
-                    call.answered = True
-                if solicited:
-                    self.history.add({"type": "function_call_output", "call_id": result.tool_call_id, "output": result.output})
-                return out
+                return self.tool_flow.client_output(event, raw, now_ms)
             if item.get("type") == "message" and item.get("role") == "user":
                 return [SendUpstream(event, raw), *self._record_client_text(item, now_ms)]
         elif kind == "response.create" and self.bridge_turns is not None:
@@ -602,16 +592,16 @@ class CallSession:
     def _deliver(self, event: dict[str, Any], raw: str | None, now_ms: float) -> list[Action]:
         """An upstream event on its way to the client: server-tool items taken out, through the speech gate."""
         out: list[Action] = []
-        if self.tools is not None:
-            if event["type"] == "response.done":
-                cleaned, extra = self.tools.response_done(event)
-                if cleaned is not None:
-                    event, raw = cleaned, None
-                out.extend(extra)
-            elif event["type"] in ("session.created", "session.updated"):
-                cleaned_session = self.tools.clean_session(event)
-                if cleaned_session is not None:
-                    event, raw = cleaned_session, None
+        accepted = event.get("session") if event["type"] == "session.updated" else None  # as the upstream took it
+        if self.tools is not None and event["type"] == "response.done":
+            cleaned, extra = self.tools.response_done(event)
+            if cleaned is not None:
+                event, raw = cleaned, None
+            out.extend(extra)
+        elif event["type"] in ("session.created", "session.updated"):
+            own = self._client_view_of_session(event)  # the bridge's tools and instructions are its own
+            if own is not None:
+                event, raw = own, None
         gated: list[Action] | None = None
         if self.speech is not None:
             try:
@@ -629,33 +619,22 @@ class CallSession:
             out.insert(0, SendClient(event, raw))
             if event["type"] == "session.updated":
                 self._audit_event(out, "bridge", "session_configured", self._rel(now_ms), redacted=True,
-                                  message=describe_session(event.get("session")))
+                                  message=describe_session(accepted))
         return out
 
-    def _client_call_decided(self, check: PolicyCheck, effect: str, message: str | None, utterance: str | None,
-                             level: str | None, now_ms: float) -> list[Action]:
-        """A held client tool call was decided: released to the client, or answered by the bridge."""
-        assert self.client_tools is not None and self.tools is not None
-        call_id = self._client_checks.pop(check.subject_id, None)
-        if call_id is None:
-            return []
-        call, done = self.client_tools.decided(call_id)
-        if call is None:
-            return []
-        out: list[Action] = [self._gate_action("client_tool_held", now_ms, item_id=call.item_id, tool=call.name,
-                                               status="released" if effect == "allow" else effect, effect=effect)]
-        if effect == "allow":
-            for event, raw in call.events:
-                out.extend(self._deliver(event, raw, now_ms))
-        else:
-            state = self.tool_calls.get(call_id)
-            self.tools.adopt(call_id, call.item_id, call.name, call.response_id, state.arguments if state else "")
-            for event, _ in call.events:
-                self._hidden_items.hide(event)
-            out.extend(self.tools.decided(call_id, effect, message, now_ms, utterance=utterance, level=level))
-        if done is not None:
-            out.extend(self._deliver(done[0], done[1], now_ms))
-        return out
+    def _client_view_of_session(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """``session.created/updated`` as the client may see it: without the server tools and without the
+        pack's instructions (the client sees its own); ``None`` when nothing is the bridge's."""
+        cleaned = self.tools.clean_session(event) if self.tools is not None else None
+        session = (cleaned or event).get("session")
+        ours = self.client_config.bridge_instructions
+        instructions = session.get("instructions") if isinstance(session, dict) else None
+        if not ours or not isinstance(instructions, str) or not instructions.startswith(ours):
+            return cleaned
+        if cleaned is None:
+            cleaned = copy.deepcopy(event)
+        cleaned["session"]["instructions"] = instructions[len(ours):].lstrip("\n")
+        return cleaned
 
     def _bridge_turn_events(self, event: dict[str, Any], out: list[Action]) -> None:
         """Which responses are the bridge's own, when the upstream is free for the next one."""
@@ -715,63 +694,12 @@ class CallSession:
             if isinstance(fact, TurnRecord):
                 self._record_turn(fact, now_ms, out)
             elif isinstance(fact, ToolCallRecord):
-                self._tool_call_done(fact, now_ms, out)
+                out.extend(self.tool_flow.model_called(fact, now_ms))
             else:
                 out.append(Audit(fact))
                 turn = self.assistant_turns[fact.item_id]
                 self._unhear_disclosures(turn, fact.heard_text, now_ms, out)
                 self.history.heard(turn.item_id, fact.heard_text)  # after a reconnect the model remembers what the caller heard
-
-    def _tool_call_done(self, record: ToolCallRecord, now_ms: float, out: list[Action]) -> None:
-        """The model finished a function call: audited, decided, and (a server tool) run once allowed.
-
-        The model may call a tool before the caller's words that led to it are transcribed (the
-        service transcribes beside the response); the decision needs them (history rules, the
-        caller's yes to a confirmation), so it waits for that transcript, at most the check timeout.
-        """
-        call_id = record.tool_call_id
-        out.append(Audit(record))
-        self.history.add({"type": "function_call", "call_id": call_id, "name": record.name, "arguments": record.arguments})
-        server = self.tools is not None and self.tools.is_server_tool(record.name)
-        if server:
-            assert self.tools is not None
-            server_call = self.tools.calls.get(call_id)
-            if server_call is not None:
-                server_call.arguments = record.arguments
-        if self.policy is None:
-            if server:
-                assert self.tools is not None
-                out.extend(self.tools.decided(call_id, "allow", None, now_ms))
-            return
-        if self.tracker.caller_turn_untranscribed():
-            self._waiting_tool_calls.append((record, now_ms))
-            del self._waiting_tool_calls[:-16]
-            timeout = self.config.gate.check_timeout_ms if self.config.gate else 1500.0
-            out.append(StartTimer(TOOL_WAIT_TIMER + record.record_id, timeout))
-            return
-        self._decide_tool_call(record, out)
-
-    def _decide_tool_call(self, record: ToolCallRecord, out: list[Action]) -> None:
-        assert self.policy is not None
-        confirmed = self.confirmations.take(record.name, record.arguments)
-        inp = self.policy.tool_call(record.name, record.arguments, record.at_ms, confirmed=confirmed)
-        out.append(self._check(record.record_id, inp, record.at_ms))
-        self.policy.note_tool_call()
-        if self.tools is not None and self.tools.is_server_tool(record.name):
-            self._server_checks[record.record_id] = record.tool_call_id  # it runs once the decision is in
-        elif self.client_tools is not None and self.client_tools.is_pending(record.tool_call_id):
-            self._client_checks[record.record_id] = record.tool_call_id  # released or answered once decided
-
-    def _decide_waiting_tool_calls(self, now_ms: float, only: str | None = None) -> list[Action]:
-        out: list[Action] = []
-        keep: list[tuple[ToolCallRecord, float]] = []
-        for record, since in self._waiting_tool_calls:
-            if only is None or record.record_id == only:
-                self._decide_tool_call(record, out)
-            else:
-                keep.append((record, since))
-        self._waiting_tool_calls = keep
-        return out
 
     # ------------------------------------------------------------------ helpers
     def playback_position_ms(self, item_id: str, now_ms: float) -> float:
@@ -794,15 +722,9 @@ class CallSession:
             assert self.disclosures is not None
             out.extend(Audit(r) for r in self.disclosures.turn_finished(record.role, record.text, record.item_id, record.seq, record.ended_ms))
         if record.role == "user":
-            if record.text and self.bridge_turns is not None:  # a confirmation only counts where it is enforced
-                for tool in self.confirmations.caller_said(record.text):
-                    out.append(self._gate_action("tool_confirmed", now_ms, item_id=record.item_id, tool=tool))
-            out.extend(self._decide_waiting_tool_calls(now_ms))  # the tool calls that waited for these words
-        elif self._disclosures_asked:
-            undelivered = [d for d in self._disclosures_asked if d not in self.policy.disclosures]
-            self._disclosures_asked = []
-            for disclosure in undelivered:  # the tools that require it stay blocked by the pack's rules
-                out.append(self._gate_action("disclosure_undelivered", now_ms, item_id=record.item_id, rule_id=disclosure))
+            out.extend(self.tool_flow.caller_said(record.text, record.item_id, now_ms))
+        else:
+            out.extend(self.decisions.assistant_turn(record, now_ms))
 
     def _unhear_disclosures(self, turn: AssistantTurn, heard: str, now_ms: float, out: list[Action]) -> None:
         """A disclosure in an answer cut short counts only if the caller heard it."""
@@ -815,142 +737,16 @@ class CallSession:
         return CheckPolicy(PolicyCheck(self._checks, subject_id, inp, at_ms, scan_pii))
 
     def feed_policy_failure(self, check: PolicyCheck, reason: str, now_ms: float) -> list[Action]:
-        """The gate could not decide ``check``: record the pack's fail-closed effect, never nothing."""
-        gate = self.config.gate
-        record = PolicyDecisionRecord(
-            call_id=self.call_id,
-            seq=self._decisions,
-            stage=check.stage,
-            rule_id="gate:error",
-            effect=gate.on_error if gate else "deny",
-            policy_version=gate.version if gate else "",
-            at_ms=check.at_ms,
-            policy_pack=gate.pack if gate else None,
-            subject_id=check.subject_id,
-            message=f"the policy gate failed: {reason}"[:500],
-            redacted=False,  # the reason may quote input; the writer redacts it
-        )
-        self._decisions += 1
-        out: list[Action] = [Audit(record)]
-        server_call = self._server_checks.pop(check.subject_id, None)
-        if server_call is not None and self.tools is not None:  # an undecidable tool call does not run
-            out.extend(self.tools.decided(server_call, record.effect, "The action cannot be checked right now.", now_ms))
-        if check.subject_id in self._client_checks:  # an undecidable client call does not reach the client
-            out.extend(self._client_call_decided(check, record.effect, "The action cannot be checked right now.", None, None, now_ms))
-        if self.bridge_turns is not None:
-            if check.stage == "user_text":
-                out.extend(self.bridge_turns.failed(check.subject_id, reason, now_ms))
-            elif check.stage == "session_start" and gate is not None:  # cannot tell which are required: all of them
-                out.extend(self._speak_disclosures(tuple(gate.disclosures), "gate:error", now_ms))
-        return out
+        """The gate could not decide ``check``: the pack's fail-closed effect is recorded and acted on."""
+        return self.decisions.failed(check, reason, now_ms)
 
     def feed_policy_outcome(self, outcome: PolicyOutcome, now_ms: float) -> list[Action]:
-        """The gate decided a ``CheckPolicy``: record every rule's part in the decision.
-
-        In ``observe`` mode that is all; enforcing modes will act on ``outcome.decision`` here.
-        """
-        gate = self.config.gate
-        out: list[Action] = []
-        for finding in outcome.findings:
-            out.append(
-                Audit(
-                    PolicyDecisionRecord(
-                        call_id=self.call_id,
-                        seq=self._decisions,
-                        stage=outcome.check.stage,
-                        rule_id=finding.rule_id,
-                        effect=finding.effect,
-                        policy_version=outcome.decision.pack_version,
-                        at_ms=outcome.check.at_ms,
-                        policy_pack=gate.pack if gate else outcome.decision.pack,
-                        subject_id=outcome.check.subject_id,
-                        input_digest=outcome.input_digest,
-                        message=finding.message,
-                        redacted=True,  # rule messages are the pack's text
-                    )
-                )
-            )
-            self._decisions += 1
-        decision, stage = outcome.decision, outcome.check.stage
-        enforcing = gate is not None and gate.enforcing
-        utterance = decision.utterances[0] if decision.utterances else None
-        if decision.effect == "escalate":
-            first = self._escalate(outcome, utterance, now_ms, out)
-            if first and self.bridge_turns is not None and stage == "user_text" and not self.bridge_turns.gated:
-                # the model is already answering: the escalation is said after that answer
-                out.extend(self.bridge_turns.say(utterance or self.bridge_turns.escalation_utterance, "escalation", now_ms))
-        if self.bridge_turns is not None:
-            if stage == "session_start":
-                out.extend(self._speak_disclosures(decision.disclosures if decision.effect == "require_disclosure" else (),
-                                                   decision.rule_id, now_ms))
-            elif stage == "user_text":
-                out.extend(self.bridge_turns.decided(outcome.check.subject_id, decision.effect, utterance,
-                                                     decision.rule_id, outcome.pii, now_ms))
-        if stage == "tool_call" and enforcing and decision.effect == "confirm":
-            inp = outcome.check.input
-            self.confirmations.requested(inp.tool or "", json.dumps(inp.args))
-        if outcome.check.subject_id in self._client_checks:
-            message = decision.messages[0] if decision.messages else None
-            out.extend(self._client_call_decided(outcome.check, decision.effect, message, utterance, decision.level, now_ms))
-        server_call = self._server_checks.pop(outcome.check.subject_id, None)
-        if server_call is not None and self.tools is not None:
-            # observe records and lets every call run; the enforcing modes act on the decision
-            effect = decision.effect if enforcing else "allow"
-            message = decision.messages[0] if decision.messages else None
-            out.extend(self.tools.decided(server_call, effect, message, now_ms, utterance=utterance, level=decision.level))
-        return out
-
-    def _escalate(self, outcome: PolicyOutcome, utterance: str | None, now_ms: float, out: list[Action]) -> bool:
-        """A rule escalated: the call is flagged and the webhook posted, once per rule.  True the first time."""
-        decision = outcome.decision
-        if decision.rule_id in self._escalated:
-            return False
-        self._escalated.add(decision.rule_id)
-        gate = self.config.gate
-        spoken = utterance or (gate.escalation_utterance if gate else None)
-        out.append(self._gate_action("escalated", now_ms, rule_id=decision.rule_id, effect="escalate",
-                                     status=outcome.check.stage, text=spoken, redacted=True))
-        out.append(NotifyEscalation(self.call_id, decision.rule_id, outcome.check.stage, decision.severity,
-                                    outcome.check.at_ms, gate.pack if gate else decision.pack, decision.pack_version))
-        return True
-
-    def _speak_disclosures(self, disclosure_ids: tuple[str, ...], rule_id: str, now_ms: float) -> list[Action]:
-        """The required disclosures, asked for word for word before the model's first answer."""
-        assert self.bridge_turns is not None and self.policy is not None
-        out: list[Action] = []
-        for disclosure in disclosure_ids:
-            script = self.policy.disclosure_texts.get(disclosure)
-            if not script or disclosure in self.policy.disclosures or disclosure in self._disclosures_asked:
-                continue
-            self._disclosures_asked.append(disclosure)
-            out.append(self._gate_action("disclosure_requested", now_ms, rule_id=disclosure, status=rule_id, text=script, redacted=True))
-            out.extend(self.bridge_turns.say(script, "disclosure", now_ms))
-        out.extend(self.bridge_turns.stop_holding())
-        return out
+        """The gate decided a ``CheckPolicy``: recorded, and acted on in the enforcing modes."""
+        return self.decisions.decided(outcome, now_ms)
 
     def feed_tool_result(self, call_id: str, status: str, output: str, latency_ms: float, now_ms: float) -> list[Action]:
         """A server tool ran (or its arguments were refused): record it and give the model its output."""
-        if self.tools is None or self.closed:
-            return []
-        call = self.tools.calls.get(call_id)
-        if call is None:
-            return []
-        at = self._rel(now_ms)
-        result = ToolResultRecord(call_id=self.call_id, tool_call_id=call_id, output=output, at_ms=at, status=status)
-        out: list[Action] = [
-            Audit(result),
-            self._gate_action("tool_run", now_ms, item_id=call.item_id, tool=call.name, status=status, latency_ms=round(latency_ms, 1)),
-        ]
-        state = self.tool_calls.get(call_id)
-        if state is not None:
-            state.answered = True
-        if self.policy is not None:
-            inp = self.policy.tool_result(call.name, call.arguments, output, at)
-            out.append(self._check(result.record_id, inp, at, scan_pii=True))
-            self.policy.note_tool_result(output, ok=status == "ok", tool=call.name, arguments=call.arguments)
-        self.history.add({"type": "function_call_output", "call_id": call_id, "output": output})
-        out.extend(self.tools.output(call_id, output, now_ms))
-        return out
+        return [] if self.closed else self.tool_flow.server_result(call_id, status, output, latency_ms, now_ms)
 
     def _rel(self, now_ms: float) -> float:
         return now_ms - self._started_ms

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -338,12 +339,44 @@ async def serve_realtime_client(
 ) -> None:
     """Run one call for an authenticated Realtime-protocol caller."""
     await websocket.accept()
-    choice = choose_model(websocket.query_params.get("model"), settings.model, settings.models)
+
+    async def refuse(message: str) -> None:
+        with contextlib.suppress(Exception):  # the caller may already be gone
+            await websocket.send_json(error_event(message, code="upstream_unavailable", error_type="server_error"))
+            await websocket.close(1011, "upstream unavailable")
+
+    await run_bridged_call(
+        websocket, channel="realtime", requested_model=websocket.query_params.get("model"), refuse=refuse,
+        settings=settings, connector=connector, audit=audit, policy_gate=policy_gate, gate_executor=gate_executor,
+        escalations=escalations,
+    )
+
+
+async def run_bridged_call(
+    client: Any,
+    *,
+    channel: str,
+    requested_model: str | None,
+    refuse: Callable[[str], Awaitable[None]],
+    settings: Settings,
+    connector: UpstreamConnector,
+    audit: AuditSink,
+    policy_gate: PolicyGate | None = None,
+    gate_executor: concurrent.futures.Executor | None = None,
+    escalations: EscalationSink | None = None,
+    caller_id: str | None = None,
+    first_client_events: list[dict[str, Any]] | None = None,
+) -> None:
+    """One call between ``client`` (anything with ``receive()``, ``send_text()`` and ``close()``, as a
+    Starlette WebSocket has) and the upstream: the session built from settings and pack, the upstream
+    connected, the runner's pumps until either side ends.  ``first_client_events``: what the
+    transport itself asks for at the start (its audio formats, the opening answer)."""
+    choice = choose_model(requested_model, settings.model, settings.models)
     registry, bridge_session = server_tools(policy_gate, settings)
     session = CallSession(
         CallConfig(
             call_id=f"call_{uuid.uuid4().hex}",
-            channel="realtime",
+            channel=channel,
             model=choice.used,
             requested_model=choice.requested if choice.mapped else None,
             bridge_session=bridge_session,
@@ -353,6 +386,7 @@ async def serve_realtime_client(
             gate=gate_config(policy_gate, settings.gate_mode),
             transcription_model=settings.transcription_model or None,
             max_reconnects=settings.max_reconnects,
+            caller_id=caller_id,
         )
     )
     try:
@@ -363,12 +397,12 @@ async def serve_realtime_client(
         for action in [*session.start(_now_ms(), time.time()), *session.abandon(_now_ms(), "upstream_unavailable", str(exc))]:
             if isinstance(action, Audit):  # nothing else to do: no upstream, and the caller gets the error below
                 audit.enqueue(action.record)
-        with contextlib.suppress(Exception):  # the caller may already be gone
-            await websocket.send_json(error_event(str(exc), code="upstream_unavailable", error_type="server_error"))
-            await websocket.close(1011, "upstream unavailable")
+        await refuse(str(exc))
         return
     runner = CallRunner(
-        session, websocket, upstream, audit, policy_gate, gate_executor, connector, tools=registry, escalations=escalations
+        session, client, upstream, audit, policy_gate, gate_executor, connector, tools=registry, escalations=escalations
     )
     await runner.execute(session.start(_now_ms(), time.time()))
+    for event in first_client_events or []:
+        await runner.execute(session.feed_client(event, _now_ms()))
     await runner.run()

@@ -9,6 +9,10 @@
   hide the wire, and the suite has to assert on it (was a truncate sent, did an
   ``error`` event arrive, what did ``session.update`` carry).
 - :class:`Summary`: the JSON summary every client prints and writes.
+- ``--mode``: ``client-tool`` (phase 1, ``scenario.yaml``: the client declares and runs
+  ``get_balance``, then a barge-in) or ``server-tool`` (phase 2, ``scenario_hold.yaml``: the
+  bridge runs the retail-banking pack's tools in hold gate mode; the client declares only its own
+  ``get_branch_hours``, triggers the greeting, and must never see a server tool's function call).
 """
 
 from __future__ import annotations
@@ -34,6 +38,28 @@ TOOL_NAME = "get_balance"
 TOOL_OUTPUT = {"balance": "1234.56", "currency": "USD"}
 # what the scenario's reply after the tool says when the tool's output reached the upstream
 TOOL_OUTPUT_MARKER = "1234.56"
+
+# --mode server-tool (phase 2): the tools the bridge runs itself (policies/retail-banking, over the
+# DEMO bank); the client never declares them and must never hear of them
+MODES = ("client-tool", "server-tool")
+SERVER_TOOLS = ("verify_identity", "get_balance", "transfer_funds", "block_card")
+# the client's own tool in phase 2: declared beside the bridge's, never called by the scenario
+CLIENT_TOOL = "get_branch_hours"
+CLIENT_TOOL_DESCRIPTION = "Opening hours of one of the bank's branches."
+CLIENT_TOOL_OUTPUT = {"branch": "High Street", "hours": "9:00-17:00"}
+CLIENT_TOOL_SCHEMA = {
+    "type": "function",
+    "name": CLIENT_TOOL,
+    "description": CLIENT_TOOL_DESCRIPTION,
+    "parameters": {"type": "object", "properties": {"branch": {"type": "string"}}, "required": ["branch"]},
+}
+# the retail-banking pack's recording notice: the scenario's greeting speaks it, word for word
+DISCLOSURE = "This call is recorded for quality, training and compliance purposes."
+# the end of the scenario's greeting: the answer to the client's own response.create (the bridge
+# may speak the recording notice on its own before it)
+GREETING_MARKER = "How can I help?"
+# the DEMO bank's balance of DEMO-ACC-0001-CUR, as the model speaks it from get_balance's output
+BALANCE_MARKER = "1234.56"
 
 
 def speech(ms: float, rate: int = RATE) -> bytes:
@@ -63,6 +89,9 @@ def parse_args(description: str) -> argparse.Namespace:
     p.add_argument("--out", help="write the JSON summary here too")
     p.add_argument("--frames", help="write every frame sent and received here (JSON lines, audio elided)")
     p.add_argument("--timeout", type=float, default=20.0, help="seconds any one step may take")
+    p.add_argument("--mode", choices=MODES, default="client-tool",
+                   help="client-tool: the client runs its get_balance (scenario.yaml); server-tool: the bridge runs "
+                        "the pack's tools, the client declares only its own (scenario_hold.yaml)")
     return p.parse_args()
 
 
@@ -175,6 +204,51 @@ class FrameTap:
             return resp.get("status") == "completed" and any(o.get("type") == "message" for o in resp.get("output") or [])
         return await self.wait_recv("response.done", timeout, since, where=spoken)
 
+    def playback_end(self) -> float:
+        """When (``time.monotonic()``) all the assistant audio received so far has played: each delta
+        after the one before it, in real time, from when it arrived (a phone's playout)."""
+        end = 0.0
+        for t, d, e in self.frames:
+            if d == "recv" and e.get("type") == "response.output_audio.delta":
+                end = max(end, self.t0 + t) + len(e.get("delta") or "") * 3 // 4 / BYTES_PER_MS / 1000.0
+        return end
+
+    async def until_played(self, margin_s: float = 0.1) -> None:
+        await asyncio.sleep(max(0.0, self.playback_end() - time.monotonic()) + margin_s)
+
+    def open_responses(self, since: int = 0) -> set[str]:
+        """Responses created at or after frame ``since`` without their response.done yet."""
+        created, done = set(), set()
+        for _, d, e in self.frames[since:]:
+            if d == "recv" and e.get("type") in ("response.created", "response.done"):
+                rid = str((e.get("response") or {}).get("id"))
+                (created if e["type"] == "response.created" else done).add(rid)
+        return created - done
+
+    async def wait_answered(self, timeout: float, since: int = 0, needle: str | None = None,
+                            settle_s: float = 0.3) -> list[str]:
+        """The assistant finished answering: a spoken transcript (containing ``needle``) arrived
+        after frame ``since``, every response begun since is done, and none began for ``settle_s``
+        (the bridge may speak a turn of its own first, e.g. a required disclosure, and then run the
+        client's request).  The transcripts spoken since ``since``."""
+        def spoken(d: str, e: dict[str, Any]) -> bool:
+            return (d == "recv" and e.get("type") == "response.output_audio_transcript.done"
+                    and (needle is None or needle in str(e.get("transcript") or "")))
+        await self.wait_for(spoken, timeout, since, what=f"a spoken reply{f' with {needle!r}' if needle else ''}")
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.open_responses(since):
+                m = self.mark()
+                await asyncio.sleep(settle_s)
+                if not any(d == "recv" and e.get("type") == "response.created" for _, d, e in self.frames[m:]):
+                    return [str(e.get("transcript")) for _, d, e in self.frames[since:]
+                            if d == "recv" and e.get("type") == "response.output_audio_transcript.done"]
+            else:
+                await asyncio.sleep(0.05)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout:.0f} s waiting for responses "
+                                   f"{sorted(self.open_responses(since))} to finish")
+
     def reply_audio_ms(self, response_done: dict[str, Any]) -> float:
         """How long the audio of a response plays (from the deltas received for its items)."""
         items = {o.get("id") for o in (response_done.get("response") or {}).get("output") or []}
@@ -204,6 +278,64 @@ async def barge_in(tap: FrameTap, speak: Callable[[], Any], summary: "Summary", 
     await asyncio.sleep(0.3)
 
 
+async def server_tool_call(tap: FrameTap, greet: Callable[[], Any], speak: Callable[[], Any],
+                           summary: "Summary", timeout: float) -> None:
+    """Phase 2's call, the same for every client: the greeting the client asks for (the bridge may
+    speak the pack's recording notice itself first), then two caller turns the bridge answers with
+    its own tools.  Each answer is heard to its end before the caller speaks again: no barge-in."""
+    for what, act, needle in (("greeting", greet, DISCLOSURE),
+                              ("answer after the server tool verify_identity", speak, None),
+                              ("answer after the server tool get_balance", speak, None)):
+        m = tap.mark()
+        await act()
+        said = await tap.wait_answered(timeout, m, needle)
+        await tap.until_played()
+        summary.step(f"{what}: {said}")
+        summary.data.setdefault("answers", []).append(said)
+    await asyncio.sleep(0.3)
+
+
+def server_tool_leaks(tap: FrameTap) -> tuple[list[str], list[str]]:
+    """What the client received about the bridge's own tools.
+
+    First list, leaks: a ``response.function_call_arguments.*`` event; a ``function_call`` or
+    ``function_call_output`` item in any event (``item``, ``response.output``); a server tool in
+    ``session.tools``; a server tool's name anywhere else in an event.  Second list: the events
+    whose ``session.instructions`` name a server tool (the pack's instructions, which the bridge
+    puts before the client's, come back in ``session.updated``).
+    """
+    leaks: list[str] = []
+    in_instructions: list[str] = []
+    for i, (t, d, e) in enumerate(tap.frames):
+        if d != "recv":
+            continue
+        kind = str(e.get("type"))
+        where = f"frame {i} (t={t:.2f} s) {kind}"
+        if kind.startswith("response.function_call_arguments"):
+            leaks.append(f"{where}: name={e.get('name')} call_id={e.get('call_id')}")
+        items = [e["item"]] if isinstance(e.get("item"), dict) else []
+        response = e.get("response") if isinstance(e.get("response"), dict) else {}
+        items += [o for o in response.get("output") or [] if isinstance(o, dict)]
+        for item in items:
+            if item.get("type") in ("function_call", "function_call_output"):
+                leaks.append(f"{where}: {item.get('type')} item {item.get('id')} "
+                             f"name={item.get('name')} call_id={item.get('call_id')}")
+        session = e.get("session") if isinstance(e.get("session"), dict) else None
+        rest = dict(e)
+        if session is not None:
+            names = [x.get("name") for x in session.get("tools") or [] if isinstance(x, dict)]
+            if any(n in SERVER_TOOLS for n in names):
+                leaks.append(f"{where}: session.tools {names}")
+            if any(n in str(session.get("instructions") or "") for n in SERVER_TOOLS):
+                in_instructions.append(where)
+            rest["session"] = {k: v for k, v in session.items() if k not in ("tools", "instructions")}
+        text = json.dumps(rest)
+        named = [n for n in SERVER_TOOLS if n in text]
+        if named and not any(x.startswith(where) for x in leaks):
+            leaks.append(f"{where}: names {named}: {text[:300]}")
+    return leaks, in_instructions
+
+
 class Summary:
     """What a client saw; printed as JSON and checked by bench/compat/run.py."""
 
@@ -218,8 +350,10 @@ class Summary:
     def tool_call(self, name: str, arguments: Any, output: Any) -> None:
         self.data["tool_calls"].append({"name": name, "arguments": arguments, "output": output})
 
-    def finish(self, tap: FrameTap, audio_bytes: int, *, extra_failures: list[str] | None = None) -> int:
+    def finish(self, tap: FrameTap, audio_bytes: int, *, extra_failures: list[str] | None = None,
+               mode: str = "client-tool") -> int:
         d = self.data
+        d["mode"] = mode
         d["audio_bytes"] = audio_bytes
         d["server_events"] = dict(Counter(e.get("type") for e in tap.received()))
         d["client_events"] = dict(Counter(e.get("type") for e in tap.sent()))
@@ -230,7 +364,13 @@ class Summary:
                                        if (e.get("response") or {}).get("status") == "cancelled")
         d["session_updates_sent"] = [_elide(e.get("session")) for e in tap.sent("session.update")]
         updated = [e.get("session") or {} for e in tap.received("session.updated")]
-        d["instructions_in_session_updated"] = any(s.get("instructions") == INSTRUCTIONS for s in updated)
+        # server-tool mode: the pack's instructions come first upstream, the client's after them
+        d["instructions_in_session_updated"] = any(
+            s.get("instructions") == INSTRUCTIONS
+            or (mode == "server-tool" and str(s.get("instructions") or "").endswith("\n\n" + INSTRUCTIONS))
+            for s in updated)
+        d["session_updated_tools"] = [[str(t.get("name")) for t in s.get("tools") or [] if isinstance(t, dict)]
+                                      for s in updated]
         d["tool_output_function_call_outputs_sent"] = [
             e["item"].get("output") for e in tap.sent("conversation.item.create")
             if (e.get("item") or {}).get("type") == "function_call_output"]
@@ -243,6 +383,39 @@ class Summary:
         if d["errors"]:
             fails.append(f"{len(d['errors'])} Realtime error event(s) reached the client: "
                          + "; ".join(str((e or {}).get("message")) for e in d["errors"]))
+        if mode == "server-tool":
+            fails += self._server_tool_failures(tap)
+        else:
+            fails += self._client_tool_failures()
+        if not d["instructions_in_session_updated"]:
+            fails.append("the client's instructions never came back in session.updated")
+        d["failures"] = fails
+        d["ok"] = not fails
+        return 0 if d["ok"] else 1
+
+    def _server_tool_failures(self, tap: FrameTap) -> list[str]:
+        d = self.data
+        fails: list[str] = []
+        d["server_tool_leaks"], d["server_tools_named_in_session_instructions"] = server_tool_leaks(tap)
+        if d["server_tool_leaks"]:
+            fails.append(f"{len(d['server_tool_leaks'])} event(s) about the bridge's tools reached the client: "
+                         + "; ".join(d["server_tool_leaks"][:3]))
+        if d["tool_calls"] or d["tool_output_function_call_outputs_sent"]:
+            fails.append(f"the client ran a tool: {d['tool_calls']}, outputs sent: "
+                         f"{d['tool_output_function_call_outputs_sent']}")
+        if not any(DISCLOSURE in (t or "") for t in d["assistant_transcripts"]):
+            fails.append("the recording notice never reached the client")
+        if not any(GREETING_MARKER in (t or "") for t in d["assistant_transcripts"]):
+            fails.append("the greeting the client asked for (its response.create) was never spoken")
+        if not any(BALANCE_MARKER in (t or "") for t in d["assistant_transcripts"]):
+            fails.append(f"the balance {BALANCE_MARKER} (get_balance's output, run by the bridge) was never spoken to the client")
+        if not any(CLIENT_TOOL in names for names in d["session_updated_tools"]):
+            fails.append(f"the client's own {CLIENT_TOOL} never came back in session.updated's tools")
+        return fails
+
+    def _client_tool_failures(self) -> list[str]:
+        d = self.data
+        fails: list[str] = []
         if not any(c["name"] == TOOL_NAME for c in d["tool_calls"]):
             fails.append(f"the client's {TOOL_NAME} tool never ran")
         if not any(TOOL_OUTPUT_MARKER in (o or "") for o in d["tool_output_function_call_outputs_sent"]):
@@ -251,11 +424,7 @@ class Summary:
             fails.append("the assistant's reply never used the tool's output (it did not reach the upstream)")
         if not (d["truncates_sent"] or d["cancels_sent"] or d["cancelled_responses"]):
             fails.append("no barge-in: no truncate or cancel sent, no response cancelled")
-        if not d["instructions_in_session_updated"]:
-            fails.append("the client's instructions never came back in session.updated")
-        d["failures"] = fails
-        d["ok"] = not fails
-        return 0 if d["ok"] else 1
+        return fails
 
     def emit(self, out: str | None) -> None:
         text = json.dumps(self.data, indent=2, default=str)

@@ -6,6 +6,11 @@ The session is configured the way the SDK's own examples do it (``session.update
 instructions and one function tool; server defaults otherwise), the caller speaks, runs the
 tool the model calls, and barges in on a long answer, truncating it at the audio it heard
 (played back on a real-time clock, as a phone would).
+
+``--mode server-tool`` (phase 2): the same connection and the same kind of ``session.update``,
+with only the client's own ``get_branch_hours`` tool; a ``response.create`` asks for the
+greeting (as the SDK's examples do for a bot that speaks first), then the caller speaks twice and
+hears each answer out.  The bridge runs its own tools; this client must never see them.
 """
 
 from __future__ import annotations
@@ -21,7 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    CLIENT_TOOL,
+    CLIENT_TOOL_OUTPUT,
+    CLIENT_TOOL_SCHEMA,
     barge_in,
+    server_tool_call,
     INSTRUCTIONS,
     TOOL_NAME,
     TOOL_OUTPUT,
@@ -90,7 +99,8 @@ async def main() -> int:
                         player.item = None
                     elif event.type == "response.function_call_arguments.done":
                         fn_args = json.loads(event.arguments or "{}")
-                        output = json.dumps(TOOL_OUTPUT) if event.name == TOOL_NAME else json.dumps({"error": "unknown tool"})
+                        outputs = {TOOL_NAME: TOOL_OUTPUT} if args.mode == "client-tool" else {CLIENT_TOOL: CLIENT_TOOL_OUTPUT}
+                        output = json.dumps(outputs.get(event.name, {"error": "unknown tool"}))
                         summary.tool_call(event.name, fn_args, output)
                         await conn.conversation.item.create(
                             item={"type": "function_call_output", "call_id": event.call_id, "output": output})
@@ -103,24 +113,28 @@ async def main() -> int:
                     await conn.input_audio_buffer.append(audio=b64(chunk))
 
             t = args.timeout
-            await conn.session.update(session={"type": "realtime", "instructions": INSTRUCTIONS, "tools": [TOOL_SCHEMA]})
+            tool = TOOL_SCHEMA if args.mode == "client-tool" else CLIENT_TOOL_SCHEMA
+            await conn.session.update(session={"type": "realtime", "instructions": INSTRUCTIONS, "tools": [tool]})
             await tap.wait_recv("session.updated", t)
             summary.step("session configured")
 
-            m = tap.mark()
-            await speak()
-            await tap.wait_recv("response.function_call_arguments.done", t, m)
-            summary.step("tool called")
-            await tap.wait_spoken_reply(t, m)
-            summary.step("answer after the tool")
-            await player.until_played()
+            if args.mode == "server-tool":
+                await server_tool_call(tap, conn.response.create, speak, summary, t)
+            else:
+                m = tap.mark()
+                await speak()
+                await tap.wait_recv("response.function_call_arguments.done", t, m)
+                summary.step("tool called")
+                await tap.wait_spoken_reply(t, m)
+                summary.step("answer after the tool")
+                await player.until_played()
 
-            await barge_in(tap, speak, summary, t)
+                await barge_in(tap, speak, summary, t)
             listener.cancel()
     except Exception as exc:  # noqa: BLE001 - the summary reports it
         summary.data["exception"] = f"{type(exc).__name__}: {exc}"
         failures.append(f"client failed: {type(exc).__name__}: {exc}")
-    rc = summary.finish(tap, player.bytes, extra_failures=failures)
+    rc = summary.finish(tap, player.bytes, extra_failures=failures, mode=args.mode)
     summary.emit(args.out)
     if args.frames:
         tap.dump(args.frames)

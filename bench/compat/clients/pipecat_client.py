@@ -16,6 +16,10 @@ in ``Settings(system_instruction=...)``; the tool is declared in the ``LLMContex
 (``ToolsSchema``) and run by a handler registered with ``register_function``.  Everything
 else is the service's default: model ``gpt-realtime-2.1``, server-side turn detection at the
 API's defaults, no input transcription configured.
+
+``--mode server-tool`` (phase 2): the context's only tool is the client's own
+``get_branch_hours``; the same ``LLMRunFrame`` asks for the greeting, then the caller speaks twice
+and hears each answer out.  The bridge runs its own tools; the pipeline must never see them.
 """
 
 from __future__ import annotations
@@ -29,7 +33,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    CLIENT_TOOL,
+    CLIENT_TOOL_DESCRIPTION,
+    CLIENT_TOOL_OUTPUT,
     barge_in,
+    server_tool_call,
     INSTRUCTIONS,
     TOOL_NAME,
     TOOL_OUTPUT,
@@ -104,6 +112,11 @@ async def get_balance(params: FunctionCallParams) -> None:
     await params.result_callback(TOOL_OUTPUT)
 
 
+async def get_branch_hours(params: FunctionCallParams) -> None:
+    summary.tool_call(params.function_name, dict(params.arguments), CLIENT_TOOL_OUTPUT)
+    await params.result_callback(CLIENT_TOOL_OUTPUT)
+
+
 async def main() -> int:
     args = parse_args(__doc__.splitlines()[0])
     tap = FrameTap().install()
@@ -115,13 +128,23 @@ async def main() -> int:
         base_url=f"{args.url}/realtime",
         settings=OpenAIRealtimeLLMService.Settings(system_instruction=INSTRUCTIONS),
     )
-    llm.register_function(TOOL_NAME, get_balance)
-    tools = ToolsSchema(standard_tools=[FunctionSchema(
-        name=TOOL_NAME,
-        description="Look up the balance of one of the caller's accounts.",
-        properties={"account_id": {"type": "string", "description": 'The account, e.g. "checking".'}},
-        required=["account_id"],
-    )])
+    if args.mode == "client-tool":
+        llm.register_function(TOOL_NAME, get_balance)
+        schema = FunctionSchema(
+            name=TOOL_NAME,
+            description="Look up the balance of one of the caller's accounts.",
+            properties={"account_id": {"type": "string", "description": 'The account, e.g. "checking".'}},
+            required=["account_id"],
+        )
+    else:
+        llm.register_function(CLIENT_TOOL, get_branch_hours)
+        schema = FunctionSchema(
+            name=CLIENT_TOOL,
+            description=CLIENT_TOOL_DESCRIPTION,
+            properties={"branch": {"type": "string", "description": 'The branch, e.g. "High Street".'}},
+            required=["branch"],
+        )
+    tools = ToolsSchema(standard_tools=[schema])
     context = LLMContext(tools=tools)
     aggregators = LLMContextAggregatorPair(context)
     speaker = Speaker()
@@ -144,22 +167,29 @@ async def main() -> int:
             await worker.queue_frame(InputAudioRawFrame(audio=chunk, sample_rate=rate, num_channels=1))
             await asyncio.sleep(0.005)
 
-    try:
-        await tap.wait_recv("session.created", t)
-        await worker.queue_frames([LLMRunFrame()])  # pipecat's usual kick-off: the bot speaks first
-        greeting = await tap.wait_spoken_reply(t)
-        summary.step("greeting")
-        await asyncio.sleep(tap.reply_audio_ms(greeting) / 1000.0)  # let it play before speaking
-
-        m = tap.mark()
-        await speak()
-        await tap.wait_recv("response.function_call_arguments.done", t, m)
-        summary.step("tool called")
-        reply = await tap.wait_spoken_reply(t, m)
-        summary.step("answer after the tool")
+    async def played(reply: dict) -> None:  # let the answer play out before the caller speaks
         await asyncio.sleep(tap.reply_audio_ms(reply) / 1000.0 + 0.1)
 
-        await barge_in(tap, speak, summary, t)
+    async def greet() -> None:
+        await worker.queue_frames([LLMRunFrame()])  # pipecat's usual kick-off: the bot speaks first
+
+    try:
+        await tap.wait_recv("session.created", t)
+        if args.mode == "server-tool":
+            await server_tool_call(tap, greet, speak, summary, t)
+        else:
+            await greet()
+            await played(await tap.wait_spoken_reply(t))
+            summary.step("greeting")
+
+            m = tap.mark()
+            await speak()
+            await tap.wait_recv("response.function_call_arguments.done", t, m)
+            summary.step("tool called")
+            await played(await tap.wait_spoken_reply(t, m))
+            summary.step("answer after the tool")
+
+            await barge_in(tap, speak, summary, t)
     except Exception as exc:  # noqa: BLE001 - the summary reports it
         summary.data["exception"] = f"{type(exc).__name__}: {exc}"
         failures.append(f"client failed: {type(exc).__name__}: {exc}")
@@ -173,7 +203,7 @@ async def main() -> int:
     summary.data["pipeline_errors"] = pipeline_errors
     if pipeline_errors:
         failures.append(f"the pipeline reported {len(pipeline_errors)} error(s): {pipeline_errors[0][:300]}")
-    rc = summary.finish(tap, speaker.audio_bytes, extra_failures=failures)
+    rc = summary.finish(tap, speaker.audio_bytes, extra_failures=failures, mode=args.mode)
     summary.emit(args.out)
     if args.frames:
         tap.dump(args.frames)
