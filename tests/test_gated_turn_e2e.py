@@ -6,7 +6,6 @@ flagged and the model told not to repeat it."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import shutil
 from pathlib import Path
@@ -19,10 +18,9 @@ from hybrid_agent.audit.sink import MemoryAuditSink
 from hybrid_agent.server.runner import BridgeServer
 from hybrid_agent.session.actions import NotifyEscalation
 from hybrid_agent.settings import Settings
-from hybrid_agent.simulator.synth import silence, speech
+from socket_helpers import AUTH, speak, until
 
 ROOT = Path(__file__).resolve().parents[1]
-AUTH = {"Authorization": "Bearer t"}
 SCENARIO = """
 name: gated
 transcription_delay_ms: 30
@@ -46,23 +44,8 @@ def gated_pack(tmp_path: Path) -> Path:
     return pack
 
 
-async def until(ws: object, predicate: object) -> list[dict]:
-    seen = []
-    while True:
-        event = json.loads(await asyncio.wait_for(ws.recv(), 20))  # type: ignore[attr-defined]
-        seen.append(event)
-        if predicate(event):  # type: ignore[operator]
-            return seen
-
-
 def transcript_done(e: dict) -> bool:
     return e["type"] == "response.output_audio_transcript.done"
-
-
-async def speak(ws: object) -> None:
-    pcm = silence(200) + speech(800) + silence(700)
-    for i in range(0, len(pcm), 4800):
-        await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm[i:i + 4800]).decode()}))  # type: ignore[attr-defined]
 
 
 async def test_gated_user_turns_through_the_socket(tmp_path: Path) -> None:

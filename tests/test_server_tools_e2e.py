@@ -4,7 +4,6 @@ decides it, the DEMO bank answers, the model speaks the result; everything is in
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import shutil
 from pathlib import Path
@@ -15,10 +14,9 @@ from hybrid_agent.audit.records import GateActionRecord, ToolCallRecord, ToolRes
 from hybrid_agent.audit.sink import MemoryAuditSink
 from hybrid_agent.server.runner import BridgeServer
 from hybrid_agent.settings import Settings
-from hybrid_agent.simulator.synth import silence, speech
+from socket_helpers import AUTH, speak, until_transcript
 
 ROOT = Path(__file__).resolve().parents[1]
-AUTH = {"Authorization": "Bearer t"}
 SCENARIO = """
 name: server_tools
 greeting: "Welcome to Example Bank. This call is recorded for quality, training and compliance purposes. How can I help you?"
@@ -38,27 +36,21 @@ turns:
 """
 
 
-async def until_transcript(ws: object, needle: str) -> list[dict]:
-    seen = []
-    while True:
-        event = json.loads(await asyncio.wait_for(ws.recv(), 20))  # type: ignore[attr-defined]
-        seen.append(event)
-        if event["type"] == "response.output_audio_transcript.done" and needle in event["transcript"]:
-            return seen
-
-
-async def speak(ws: object) -> None:
-    pcm = silence(200) + speech(800) + silence(700)
-    for i in range(0, len(pcm), 4800):
-        await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm[i:i + 4800]).decode()}))  # type: ignore[attr-defined]
+def hold_settings(tmp_path: Path, *, greeting: str | None = None, pack: Path | None = None, **kw: object) -> Settings:
+    """A bridge on the simulator with the banking pack's server tools (``greeting``: the scenario's, replaced)."""
+    scenario = tmp_path / "s.yaml"
+    text = SCENARIO
+    if greeting is not None:
+        text = text.replace('greeting: "Welcome to Example Bank. This call is recorded for quality, '
+                            'training and compliance purposes. How can I help you?"', f'greeting: "{greeting}"')
+    scenario.write_text(text)
+    return Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,  # type: ignore[arg-type]
+                    policy_pack=pack or ROOT / "policies" / "retail-banking", server_tools=True, **kw)
 
 
 async def test_bridge_runs_a_tool_the_client_never_declared(tmp_path: Path) -> None:
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(SCENARIO)
     audit = MemoryAuditSink()
-    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,
-                        policy_pack=ROOT / "policies" / "retail-banking", server_tools=True)
+    settings = hold_settings(tmp_path)
     async with BridgeServer(settings, audit=audit) as bridge:
         async with ws_connect(f"{bridge.ws_base_url}/realtime?model=gpt-realtime", additional_headers=AUTH) as ws:
             events = []
@@ -103,12 +95,8 @@ def pack_without_disclosure_at_start(tmp_path: Path) -> Path:
 
 async def test_a_denied_server_tool_never_runs(tmp_path: Path) -> None:
     """No recording notice before an account action: the pack refuses; the model hears why."""
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(SCENARIO.replace('greeting: "Welcome to Example Bank. This call is recorded for quality, '
-                                         'training and compliance purposes. How can I help you?"', 'greeting: "Hello."'))
     audit = MemoryAuditSink()
-    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,
-                        policy_pack=pack_without_disclosure_at_start(tmp_path), server_tools=True, gate_mode="hold")
+    settings = hold_settings(tmp_path, greeting="Hello.", pack=pack_without_disclosure_at_start(tmp_path), gate_mode="hold")
     async with BridgeServer(settings, audit=audit) as bridge:
         async with ws_connect(f"{bridge.ws_base_url}/realtime?model=gpt-realtime", additional_headers=AUTH) as ws:
             await ws.send(json.dumps({"type": "response.create"}))
@@ -125,12 +113,8 @@ async def test_the_bridge_speaks_the_required_disclosure_first(tmp_path: Path) -
     """Hold mode: the pack requires the recording notice at the start; the bridge asks for it word for
     word before the model's first answer (the client's own response.create waits), checks the
     transcript, and the tools that require it then run."""
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(SCENARIO.replace('greeting: "Welcome to Example Bank. This call is recorded for quality, '
-                                         'training and compliance purposes. How can I help you?"', 'greeting: "Hello."'))
     audit = MemoryAuditSink()
-    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,
-                        policy_pack=ROOT / "policies" / "retail-banking", server_tools=True, gate_mode="hold")
+    settings = hold_settings(tmp_path, greeting="Hello.", gate_mode="hold")
     async with BridgeServer(settings, audit=audit) as bridge:
         async with ws_connect(f"{bridge.ws_base_url}/realtime?model=gpt-realtime", additional_headers=AUTH) as ws:
             await ws.send(json.dumps({"type": "response.create"}))
@@ -156,12 +140,8 @@ async def test_the_opening_waits_for_the_client_and_the_client_sees_only_its_own
     a voice change once assistant audio exists: openai-agents configures right at connect), and the
     session the client sees has its own instructions and tools, never the pack's; the audit notes the
     configuration the upstream accepted (the bridge's tools included)."""
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(SCENARIO.replace('greeting: "Welcome to Example Bank. This call is recorded for quality, '
-                                         'training and compliance purposes. How can I help you?"', 'greeting: "Hello."'))
     audit = MemoryAuditSink()
-    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,
-                        policy_pack=ROOT / "policies" / "retail-banking", server_tools=True, gate_mode="hold")
+    settings = hold_settings(tmp_path, greeting="Hello.", gate_mode="hold")
     own_tool = {"type": "function", "name": "get_branch_hours", "description": "Opening hours.", "parameters": {"type": "object", "properties": {}}}
     async with BridgeServer(settings, audit=audit) as bridge:
         async with ws_connect(f"{bridge.ws_base_url}/realtime?model=gpt-realtime", additional_headers=AUTH) as ws:

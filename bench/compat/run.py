@@ -310,15 +310,22 @@ def run_client(client: Client, bridge: Bridge, logdir: Path) -> tuple[dict[str, 
     return summary, rc, t0, t1
 
 
-def check_client(res: Result, summary: dict[str, Any] | None, rc: int, log_path: Path) -> None:
+def client_ran(res: Result, summary: dict[str, Any] | None, rc: int, log_path: Path, label: str) -> bool:
+    """The checks every client run starts with: it left a summary, ran to the end, got audio."""
     if summary is None:
         tail = log_path.read_text(errors="replace")[-1500:] if log_path.exists() else ""
         res.check("client ran", False, f"exit {rc}, no summary; log tail:\n{tail}")
-        return
+        return False
     res.version = summary.get("version", "?")
-    res.check("client ran to the end", rc == 0 and not summary.get("exception"),
+    res.check(label, rc == 0 and not summary.get("exception"),
               summary.get("exception") or ("; ".join(summary.get("failures") or []) if rc else ""))
     res.check("audio received", summary.get("audio_bytes", 0) > 0, f"{summary.get('audio_bytes', 0)} bytes")
+    return True
+
+
+def check_client(res: Result, summary: dict[str, Any] | None, rc: int, log_path: Path) -> None:
+    if not client_ran(res, summary, rc, log_path, "client ran to the end") or summary is None:
+        return
     ran = [c for c in summary.get("tool_calls") or [] if c.get("name") == TOOL_NAME]
     res.check("tool ran in the client", bool(ran), json.dumps(ran)[:200])
     outs = summary.get("tool_output_function_call_outputs_sent") or []
@@ -373,14 +380,8 @@ def check_audit(res: Result, call: dict[str, Any] | None, shown: dict[str, Any] 
 def check_client_hold(res: Result, summary: dict[str, Any] | None, rc: int, log_path: Path) -> None:
     """Phase 2, what the client saw: a whole call, the balance the bridge's tool read, and nothing
     about that tool."""
-    if summary is None:
-        tail = log_path.read_text(errors="replace")[-1500:] if log_path.exists() else ""
-        res.check("client ran", False, f"exit {rc}, no summary; log tail:\n{tail}")
+    if not client_ran(res, summary, rc, log_path, "client ran to the end (call completed)") or summary is None:
         return
-    res.version = summary.get("version", "?")
-    res.check("client ran to the end (call completed)", rc == 0 and not summary.get("exception"),
-              summary.get("exception") or ("; ".join(summary.get("failures") or []) if rc else ""))
-    res.check("audio received", summary.get("audio_bytes", 0) > 0, f"{summary.get('audio_bytes', 0)} bytes")
     said = summary.get("assistant_transcripts") or []
     res.check("recording notice heard", any(DISCLOSURE in (t or "") for t in said), f"replies: {said[:2]}")
     res.check("the greeting the client asked for was spoken", any(GREETING_MARKER in (t or "") for t in said),
