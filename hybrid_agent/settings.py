@@ -91,6 +91,21 @@ class Settings(BaseSettings):
         "shared with the receiver only.",
     )
 
+    # Twilio telephony (docs/telephony.md)
+    twilio_auth_token: SecretStr | None = Field(
+        default=None,
+        description="The Twilio account's auth token (HYBRID_AGENT_TWILIO_AUTH_TOKEN): checks X-Twilio-Signature on "
+        "the voice webhook and keys the Media Stream tokens; without it /twilio/voice answers 503.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The bridge's public base URL as Twilio reaches it, e.g. https://bank.example.com "
+        "(HYBRID_AGENT_PUBLIC_URL): the signed webhook URL and the wss:// Media Stream URL are built from it.",
+    )
+    twilio_stream_token_ttl_s: float = Field(
+        default=60.0, gt=0, description="Seconds a Media Stream token from the voice webhook stays valid."
+    )
+
     @field_validator("bridge_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: Any) -> Any:
@@ -124,7 +139,26 @@ class Settings(BaseSettings):
                 raise ValueError("must be an http:// or https:// URL with a host")
         return value
 
-    @field_validator("escalation_secret", mode="before")
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _check_public_url(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None  # an empty variable is no public URL
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL with a host, e.g. https://bank.example.com")
+            if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+                raise ValueError("must be scheme, host and optional port and path only (no credentials, query or fragment)")
+            try:
+                _ = parts.port
+            except ValueError:
+                raise ValueError("has an invalid port") from None
+            value = value.rstrip("/")  # the request path is appended to it
+        return value
+
+    @field_validator("escalation_secret", "twilio_auth_token", mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: Any) -> Any:
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,8 +24,10 @@ from hybrid_agent.audit.sink import AuditSink
 from hybrid_agent.policy.gate import PolicyGate
 from hybrid_agent.server.auth import bearer_token, token_is_valid
 from hybrid_agent.server.escalation import EscalationSink
+from hybrid_agent.server.twilio_webhook import MEDIA_PATH, VOICE_PATH, stream_tokens_for, twilio_voice_endpoint
+from hybrid_agent.transports.twilio import serve_twilio_media
 from hybrid_agent.settings import Settings
-from hybrid_agent.transports.realtime_ws import serve_realtime_client
+from hybrid_agent.transports.realtime_ws import run_bridged_call, serve_realtime_client
 from hybrid_agent.upstream.connector import UpstreamConnector
 
 log = logging.getLogger(__name__)
@@ -116,10 +119,32 @@ def build_app(
             escalations=escalations,
         )
 
-    return Starlette(
+    # Twilio: the voice webhook is authenticated by X-Twilio-Signature, not a bridge token
+    # (Twilio cannot send one); the media stream by the token the webhook put in its TwiML
+    stream_tokens = stream_tokens_for(settings)
+    streamed_calls: OrderedDict[str, None] = OrderedDict()  # one media stream per call (a token is not reusable)
+
+    async def twilio_media(websocket: WebSocket) -> None:
+        async def run_call(client: Any, caller_id: str | None, first_events: list[dict[str, Any]]) -> None:
+            async def refuse(message: str) -> None:
+                await client.close(1011, "upstream unavailable")
+
+            await run_bridged_call(
+                client, channel="twilio", requested_model=None, refuse=refuse, settings=settings, connector=connector,
+                audit=audit, policy_gate=policy_gate, gate_executor=gate_executor, escalations=escalations,
+                caller_id=caller_id, first_client_events=first_events,
+            )
+
+        await serve_twilio_media(websocket, stream_tokens=stream_tokens, run_call=run_call, streamed=streamed_calls)
+
+    app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             WebSocketRoute("/v1/realtime", realtime),
+            Route(VOICE_PATH, twilio_voice_endpoint(settings, stream_tokens), methods=["POST"]),
+            WebSocketRoute(MEDIA_PATH, twilio_media),
         ],
     )
+    app.state.stream_tokens = stream_tokens  # None when Twilio is not configured
+    return app

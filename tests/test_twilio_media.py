@@ -1,0 +1,192 @@
+"""Phone calls over ``WS /twilio/media``: a scripted Twilio (``hybrid_agent.twilio_caller``) against the
+real bridge and the simulator; G.711 mu-law both ways, marks, bridge-owned barge-in, the token."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
+
+from hybrid_agent.audit.records import CallEnded, CallStarted, GateActionRecord, TurnInterrupted, TurnRecord
+from hybrid_agent.audit.sink import MemoryAuditSink
+from hybrid_agent.server.runner import BridgeServer
+from hybrid_agent.server.twilio_webhook import stream_tokens_for
+from hybrid_agent.settings import Settings
+from hybrid_agent.transports.twilio_media import CHUNK_MS, StreamStart, TwilioMediaStream
+from hybrid_agent.twilio_caller import PhoneCaller
+
+CALL_SID = "CA00000000000000000000000000000001"
+SCENARIO = """
+name: phone
+greeting: "Thank you for calling Example Bank, how can I help?"
+transcription_delay_ms: 50
+audio: {words_per_minute: 180, speed: 4.0, chunk_ms: 200}
+turns:
+  - user: "Tell me about your savings accounts."
+    assistant: >-
+      We offer three kinds of savings accounts. The easy access account lets you withdraw at any
+      time and pays a variable rate. The notice account pays a higher rate if you give us thirty days
+      notice before a withdrawal. The fixed term account locks your money away for a fixed rate.
+  - user: "Just the easy access rate, please."
+    assistant: "The easy access account pays three point one percent."
+"""
+
+
+def phone_settings(tmp_path: Path, **kw: object) -> Settings:
+    scenario = tmp_path / "phone.yaml"
+    scenario.write_text(SCENARIO)
+    return Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,  # type: ignore[arg-type]
+                    twilio_auth_token="twilio-test-auth-token", public_url="http://127.0.0.1", **kw)
+
+
+def media_url(bridge: BridgeServer) -> str:
+    return f"ws://127.0.0.1:{bridge.port}/twilio/media"
+
+
+async def test_a_phone_call_gets_media_and_marks_and_a_barge_in_truncates_at_the_marked_audio(tmp_path: Path) -> None:
+    settings = phone_settings(tmp_path)
+    tokens = stream_tokens_for(settings)
+    assert tokens is not None
+    audit = MemoryAuditSink()
+    async with BridgeServer(settings, audit=audit) as bridge:
+        async with ws_connect(media_url(bridge)) as ws:
+            phone = PhoneCaller(media_url(bridge), tokens.issue(CALL_SID), call_sid=CALL_SID)
+            await phone.open(ws)
+            await phone.listen_until_quiet(quiet_s=0.6)  # the greeting: the agent speaks first on the phone
+            greeting_ms = phone.log.heard_ms
+            await phone.say(900)  # "Tell me about your savings accounts."
+            await phone.listen(1.2)  # part of the long answer plays...
+            heard_before = phone.log.heard_ms
+            await phone.say(600)  # ...and the caller talks over it
+            await phone.listen_until_quiet(quiet_s=0.8)
+            await phone.hang_up()
+            await asyncio.sleep(0.3)
+    kinds = [m["event"] for m in phone.log.received]
+    assert greeting_ms > 0 and "media" in kinds and "mark" in kinds
+    assert all(m.get("streamSid") == phone.stream_sid for m in phone.log.received)
+    media = [m for m in phone.log.received if m["event"] == "media"]
+    assert all(len(base64.b64decode(m["media"]["payload"])) <= CHUNK_MS * 8 for m in media)  # mu-law 8 kHz, no resampling
+    assert phone.log.clears == 1
+    [cut] = [r for r in audit.records if isinstance(r, TurnInterrupted)]
+    # the positions the marks of this answer confirmed (the greeting had played whole before it)
+    confirmed = sorted({heard - greeting_ms for heard in phone.log.played_by_mark.values() if heard > greeting_ms})
+    assert cut.audio_end_ms in confirmed, (cut.audio_end_ms, confirmed)  # exactly what a mark confirmed, not a guess
+    # of this answer: at least what had played when the caller started talking, at most all that played
+    assert heard_before - greeting_ms - 100 <= cut.audio_end_ms <= phone.log.heard_ms - greeting_ms
+    assert not [r for r in audit.records if isinstance(r, GateActionRecord) and r.action == "truncate_clamped"]
+    started = next(r for r in audit.records if isinstance(r, CallStarted))
+    assert started.channel == "twilio" and started.caller_id == "+15550100"  # the store keeps only its pseudonym
+    users = [r.text for r in audit.records if isinstance(r, TurnRecord) and r.role == "user"]
+    assert users[:2] == ["Tell me about your savings accounts.", "Just the easy access rate, please."]
+    assert isinstance(audit.records[-1], CallEnded)
+
+
+@pytest.mark.parametrize("token", ["", "not-a-token", "other-call"])
+async def test_a_media_stream_without_a_valid_token_for_its_call_is_refused(tmp_path: Path, token: str) -> None:
+    settings = phone_settings(tmp_path)
+    tokens = stream_tokens_for(settings)
+    assert tokens is not None
+    if token == "other-call":
+        token = tokens.issue("CA99999999999999999999999999999999")
+    audit = MemoryAuditSink()
+    async with BridgeServer(settings, audit=audit) as bridge:
+        async with ws_connect(media_url(bridge)) as ws:
+            await PhoneCaller(media_url(bridge), token, call_sid=CALL_SID).open(ws)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert not [r for r in audit.records if isinstance(r, CallStarted)]  # nothing reached the model
+
+
+async def test_bad_messages_are_ignored_and_a_stop_mid_answer_ends_the_call_cleanly(tmp_path: Path) -> None:
+    settings = phone_settings(tmp_path)
+    tokens = stream_tokens_for(settings)
+    assert tokens is not None
+    audit = MemoryAuditSink()
+    async with BridgeServer(settings, audit=audit) as bridge:
+        async with ws_connect(media_url(bridge)) as ws:
+            phone = PhoneCaller(media_url(bridge), tokens.issue(CALL_SID), call_sid=CALL_SID)
+            await phone.open(ws)
+            for bad in ['{"event": "bogus"}', "not json", '{"event": "media", "media": {"payload": "%%%"}}',
+                        '{"event": "media", "streamSid": "MZ-other", "media": {"payload": "AAAA"}}',
+                        '{"event": "mark", "mark": {"name": "never-sent"}}', '{"no": "event"}']:
+                await ws.send(bad)
+            await ws.send(b"\x00\x01")
+            await phone.say(900)
+            await phone.listen(0.8)  # the answer is playing
+            await phone.hang_up()
+            await asyncio.sleep(0.5)
+    ended = [r for r in audit.records if isinstance(r, CallEnded)]
+    assert [e.outcome for e in ended] == ["completed"]
+    assert [r.text for r in audit.records if isinstance(r, TurnRecord) and r.role == "user"][:1] == ["Tell me about your savings accounts."]
+
+
+async def test_a_stream_that_starts_with_media_is_ended_with_a_reason(tmp_path: Path) -> None:
+    settings = phone_settings(tmp_path)
+    async with BridgeServer(settings, audit=MemoryAuditSink()) as bridge:
+        async with ws_connect(media_url(bridge)) as ws:
+            await ws.send(json.dumps({"event": "media", "streamSid": "MZ1", "media": {"payload": "AAAA"}}))
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+# ---------------------------------------------------------------------------- the translator alone
+def stream() -> TwilioMediaStream:
+    return TwilioMediaStream(StreamStart("MZ1", CALL_SID, "AC1", {}, {"encoding": "audio/x-mulaw", "sampleRate": 8000}))
+
+
+def audio_delta(item: str, ms: int) -> dict:
+    return {"type": "response.output_audio.delta", "item_id": item, "delta": base64.b64encode(b"\xff" * (8 * ms)).decode()}
+
+
+def test_audio_goes_out_in_marked_chunks_and_marks_set_the_played_position() -> None:
+    s = stream()
+    out = s.from_session(audio_delta("a1", 250))
+    assert [m["event"] for m in out.twilio] == ["media", "mark"] * 3
+    assert [len(base64.b64decode(m["media"]["payload"])) for m in out.twilio if m["event"] == "media"] == [800, 800, 400]
+    names = [m["mark"]["name"] for m in out.twilio if m["event"] == "mark"]
+    for name in names[:2]:
+        s.from_twilio(json.dumps({"event": "mark", "streamSid": "MZ1", "mark": {"name": name}}))
+    assert s.played_ms("a1") == 200.0
+    barge = s.barge_in()
+    assert [m["event"] for m in barge.twilio] == ["clear"]
+    assert barge.feed == [{"type": "conversation.item.truncate", "event_id": "event_twilio_truncate_1", "item_id": "a1",
+                           "content_index": 0, "audio_end_ms": 200}]
+    s.from_twilio(json.dumps({"event": "mark", "streamSid": "MZ1", "mark": {"name": names[2]}}))  # echoed by the clear
+    assert s.played_ms("a1") == 200.0  # cleared audio was never heard
+    assert s.barge_in().twilio == []  # nothing left playing
+
+
+def test_inbound_media_is_relayed_as_it_came_and_bad_messages_are_ignored() -> None:
+    s = stream()
+    payload = base64.b64encode(b"\x7f" * 160).decode()
+    inbound = s.from_twilio(json.dumps({"event": "media", "streamSid": "MZ1", "media": {"track": "inbound", "payload": payload}}))
+    assert inbound.events == [{"type": "input_audio_buffer.append", "audio": payload}]  # no transcoding
+    for bad in ["x", "[]", '{"event": 1}', '{"event": "media", "streamSid": "MZ1", "media": {"payload": "@@"}}',
+                '{"event": "media", "streamSid": "MZ1", "media": {}}', '{"event": "start"}', '{"event": "nope"}']:
+        assert s.from_twilio(bad).ignored
+    assert s.from_twilio(json.dumps({"event": "dtmf", "streamSid": "MZ1", "dtmf": {"digit": "7"}})).digit == "7"
+    assert s.from_twilio(json.dumps({"event": "stop", "streamSid": "MZ1"})).stop
+
+
+def test_a_cancelled_answer_is_cleared_and_server_vad_needs_no_cancel_of_our_own() -> None:
+    s = stream()
+    s.from_session({"type": "session.updated", "session": {"audio": {"input": {"turn_detection": {"type": "server_vad"}}}}})
+    s.from_session({"type": "response.created", "response": {"id": "r1"}})
+    s.from_session(audio_delta("a1", 300))
+    barge = s.barge_in()
+    assert [e["type"] for e in barge.feed] == ["conversation.item.truncate"]  # the service cancelled it itself
+    t = stream()
+    t.from_session({"type": "session.updated", "session": {"audio": {"input": {"turn_detection": {"type": "server_vad", "interrupt_response": False}}}}})
+    t.from_session({"type": "response.created", "response": {"id": "r1"}})
+    t.from_session(audio_delta("a1", 300))
+    assert [e["type"] for e in t.barge_in().feed] == ["response.cancel", "conversation.item.truncate"]
+    u = stream()
+    u.from_session(audio_delta("a1", 300))
+    assert [m["event"] for m in u.from_session({"type": "response.done", "response": {"status": "cancelled"}}).twilio] == ["clear"]
