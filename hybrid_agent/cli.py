@@ -109,7 +109,7 @@ def _cmd_simulator(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hybrid_agent.demo import run_demo
 
-    return asyncio.run(run_demo(_settings(args), scenario=args.scenario, all_decisions=args.all))
+    return asyncio.run(run_demo(_settings(args), scenario=args.scenario, all_decisions=args.all, twilio=args.twilio))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", help="scenario YAML or shipped name (default: bank_enforced in hold mode, then bank_monitor "
                    "in monitor mode, the bridge running the pack's tools)")
     p.add_argument("--all", action="store_true", help="list every decision, also those where no rule matched (default allow)")
+    p.add_argument("--twilio", action="store_true", help="one scripted phone call over Twilio Media Streams instead "
+                   "(signed voice webhook, mu-law media with marks, keypad capture of a card, a barge-in)")
     _add_gate(p)
     _add_db(p)
     p.set_defaults(func=_cmd_demo)

@@ -9,6 +9,7 @@ tool calls).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from pathlib import Path
@@ -101,7 +102,8 @@ def call_id_of(audit: MemoryAuditSink) -> str:
     return next(r.call_id for r in audit.records if isinstance(r, CallStarted))
 
 
-async def run_demo(settings: Settings, scenario: str | None = None, *, all_decisions: bool = False) -> int:
+async def run_demo(settings: Settings, scenario: str | None = None, *, all_decisions: bool = False,
+                   twilio: bool = False) -> int:
     """The shipped demo calls (or one scenario) through the bridge, then read back from the audit database."""
     from hybrid_agent.audit.cli import render_call
     from hybrid_agent.audit.queries import show_call
@@ -109,7 +111,8 @@ async def run_demo(settings: Settings, scenario: str | None = None, *, all_decis
     from hybrid_agent.audit.queries import verify_chain
 
     calls: list[tuple[str, str | None, bool]] = (
-        [(scenario, None, False)] if scenario else [(name, mode, True) for name, mode in DEMO_CALLS]
+        [(PHONE_SCENARIO, "twilio", True)] if twilio
+        else [(scenario, None, False)] if scenario else [(name, mode, True) for name, mode in DEMO_CALLS]
     )
     if settings.pseudonym_key is None:  # a fixed, published key: fine for a demo database, never for production
         settings = settings.model_copy(update={"pseudonym_key": SecretStr("hybrid-agent-demo-pseudonym-key")})
@@ -120,12 +123,17 @@ async def run_demo(settings: Settings, scenario: str | None = None, *, all_decis
     try:
         for name, mode, server_tools in calls:
             path = resolve_scenario(name)
-            shown_mode = settings.gate_mode or mode or "the pack's"
-            tools = "the bridge runs the pack's tools on the DEMO bank" if server_tools else "the caller runs the tools"
-            print(f"=== call: {path.stem} (gate mode {shown_mode}; {tools}; live, as the caller heard it) ===")
             memory = MemoryAuditSink()
-            await run_call(settings, path, audit=FanOutSink(writer, memory), gate_mode=mode, server_tools=server_tools,
-                           playback_rate=DEMO_PLAYBACK_RATE if server_tools else 4.0)
+            if mode == "twilio":
+                print(f"=== phone call: {path.stem} over Twilio Media Streams (gate mode {settings.gate_mode or 'hold'}; "
+                      "the bridge runs the pack's tools on the DEMO bank; as Twilio saw it) ===")
+                await run_twilio_call(settings, audit=FanOutSink(writer, memory))
+            else:
+                shown_mode = settings.gate_mode or mode or "the pack's"
+                tools = "the bridge runs the pack's tools on the DEMO bank" if server_tools else "the caller runs the tools"
+                print(f"=== call: {path.stem} (gate mode {shown_mode}; {tools}; live, as the caller heard it) ===")
+                await run_call(settings, path, audit=FanOutSink(writer, memory), gate_mode=mode, server_tools=server_tools,
+                               playback_rate=DEMO_PLAYBACK_RATE if server_tools else 4.0)
             await writer.flush()
             call_ids.append(call_id_of(memory))
             engine = make_engine(settings.database_url, must_exist=True)
@@ -150,3 +158,79 @@ async def run_demo(settings: Settings, scenario: str | None = None, *, all_decis
     print(f"audit verify: {status} ({report.checked} ledger entries, head {report.head_hash[:16]}...)")
     print(json.dumps({"calls": call_ids, "database": display_url(settings.database_url), "verified": report.ok}))
     return 0 if report.ok else 1
+
+
+PHONE_SCENARIO = "bank_phone"
+#: a phone caller waits this long after the last audio before speaking (hold mode releases in bursts)
+QUIET_S = 1.5
+DEMO_CARD = "4111111111111111"  # the well-known test card number: fake, Luhn-valid
+DEMO_SECURITY_CODE = "737"
+
+
+async def run_twilio_call(settings: Settings, *, audit: AuditSink, out: Any = print) -> None:
+    """One scripted phone call: Twilio's signed voice webhook first, then the Media Stream it points to."""
+    import socket
+    from urllib.parse import urlencode
+    from xml.etree import ElementTree
+
+    import httpx
+    from websockets.asyncio.client import connect as ws_connect
+
+    from hybrid_agent.server.twilio_webhook import twilio_signature
+    from hybrid_agent.twilio_caller import PhoneCaller
+
+    with socket.socket() as probe:  # the public URL Twilio signs must name the port the bridge listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    auth_token = secrets.token_urlsafe(24)
+    update: dict[str, Any] = {
+        "upstream": "sim", "sim_scenario": resolve_scenario(PHONE_SCENARIO), "host": "127.0.0.1", "port": port,
+        "bridge_tokens": [SecretStr(secrets.token_urlsafe(24))], "twilio_auth_token": SecretStr(auth_token),
+        "public_url": f"http://127.0.0.1:{port}", "server_tools": True,
+    }
+    if settings.policy_pack is None:
+        update["policy_pack"] = DEMO_POLICY_PACK
+    if settings.gate_mode is None:
+        update["gate_mode"] = "hold"
+    async with BridgeServer(settings.model_copy(update=update), audit=audit):
+        url = f"http://127.0.0.1:{port}/twilio/voice"
+        form = {"CallSid": "CA" + secrets.token_hex(16), "AccountSid": "AC" + "0" * 32, "From": "+447700900123",
+                "To": "+441632960001", "CallStatus": "ringing", "Direction": "inbound"}
+        async with httpx.AsyncClient() as http:
+            unsigned = await http.post(url, content=urlencode(form), headers={"Content-Type": "application/x-www-form-urlencoded"})
+            out(f"  twilio: POST /twilio/voice unsigned -> {unsigned.status_code}")
+            answer = await http.post(url, content=urlencode(form), headers={
+                "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": twilio_signature(auth_token, url, form)})
+        stream = ElementTree.fromstring(answer.text).find("./Connect/Stream")
+        assert stream is not None, answer.text
+        params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+        out(f"  twilio: POST /twilio/voice signed -> {answer.status_code}, <Connect><Stream url=\"{stream.get('url')}\"> "
+            f"with a token for {form['CallSid'][:10]}...")
+        async with ws_connect(stream.get("url") or "") as ws:
+            phone = PhoneCaller(stream.get("url") or "", params.get("token") or "", call_sid=form["CallSid"],
+                                caller=form["From"], speed=3.0)
+            await phone.open(ws, {"to": form["To"]})
+            await phone.listen_until_quiet(quiet_s=QUIET_S)
+            out(f"  phone: heard the opening ({phone.log.heard_ms / 1000:.1f} s of audio)")
+            for line in ("identity answers", "asks to pay a bill by card"):
+                await phone.say(900)
+                await phone.listen_until_quiet(quiet_s=QUIET_S)
+                out(f"  caller: {line}; heard {phone.log.heard_ms / 1000:.1f} s so far")
+            for what, keys in (("card number", DEMO_CARD + "#"), ("security code", DEMO_SECURITY_CODE + "#")):
+                await phone.press(keys)
+                out(f"  caller: keys in the {what} ({len(keys) - 1} digits and #) on the keypad")
+                await phone.listen_until_quiet(quiet_s=QUIET_S)
+            await phone.say(900)  # a long answer follows...
+            await phone.listen(1.0)
+            clears = phone.log.clears
+            await phone.say(600)  # ...and the caller talks over it
+            await phone.listen_until_quiet(quiet_s=QUIET_S)
+            out(f"  caller: interrupts the long answer after {phone.log.heard_ms / 1000:.1f} s in all; "
+                f"the bridge cuts it at the marked position (clear sent {phone.log.clears - clears}x: only audio still queued at Twilio needs one)")
+            await phone.say(700)
+            await phone.listen_until_quiet(quiet_s=QUIET_S)
+            await phone.hang_up()
+            marks = sum(1 for m in phone.log.received if m["event"] == "mark")
+            out(f"  twilio: {sum(1 for m in phone.log.received if m['event'] == 'media')} media messages "
+                f"(mu-law 8 kHz, 100 ms each) and {marks} marks received, {phone.log.heard_ms / 1000:.1f} s played")
+        await asyncio.sleep(0.3)

@@ -64,3 +64,29 @@ async def test_demo_runs_every_step_and_stores_no_raw_pii(db_url: str, tmp_path:
                                 assert not planted.search(value), (table, value[:200])
     finally:
         engine.dispose()
+
+
+async def test_demo_twilio_phone_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hybrid-agent demo --twilio``: the signed webhook, the stream, keypad capture, the barge-in."""
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert await run_demo(Settings(database_url=f"sqlite:///{tmp_path / 'phone.db'}"), twilio=True) == 0
+    shown = out.getvalue()
+    assert "POST /twilio/voice unsigned -> 403" in shown and "POST /twilio/voice signed -> 200" in shown
+    assert "channel twilio" in shown
+    assert 'GATE keypad_capture [hold] take_payment: captured, "card_number: 16 digits"' in shown
+    assert "approved, on the card ending 1111" in shown
+    assert re.search(r"interrupted: caller heard \d+\.\ds of", shown)
+    assert "audit verify: ok" in shown
+    assert "4111111111111111" not in shown.split("--- as recorded")[1]
+    engine = create_engine(f"sqlite:///{tmp_path / 'phone.db'}")
+    try:
+        with engine.connect() as conn:
+            for table in inspect(conn).get_table_names():
+                for row in conn.execute(text(f'SELECT * FROM "{table}"')):
+                    for value in row:
+                        if isinstance(value, str):
+                            assert not re.search(r"(?<!\d)(?:4111111111111111|737)(?!\d)", value), (table, value[:200])
+    finally:
+        engine.dispose()

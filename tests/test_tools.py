@@ -498,8 +498,12 @@ def test_demo_registry_matches_pack_tools(pack_name: str) -> None:
         tool = reg.get(name)
         assert tool is not None
         props = tool.declaration()["parameters"]["properties"]
-        assert set(props) == set(spec.args), name
+        assert dict(tool.keypad) == dict(spec.keypad), name  # the same keypad arguments, of the same kinds
+        assert set(props) == set(spec.args) - set(spec.keypad), name  # keypad arguments are never declared to the model
+        assert not set(tool.keypad) & set(tool.declaration()["parameters"].get("required") or []), name
         for arg, arg_type in spec.args.items():
+            if arg in spec.keypad:
+                continue
             assert props[arg].get("type") in _COMPATIBLE.get(arg_type, {props[arg].get("type")}), (name, arg, arg_type, props[arg])
         assert tool.verifies_identity == spec.verifies_identity, name
         assert tool.regulated == spec.regulated, name

@@ -81,6 +81,8 @@ async def test_a_phone_call_gets_media_and_marks_and_a_barge_in_truncates_at_the
     assert not [r for r in audit.records if isinstance(r, GateActionRecord) and r.action == "truncate_clamped"]
     started = next(r for r in audit.records if isinstance(r, CallStarted))
     assert started.channel == "twilio" and started.caller_id == "+15550100"  # the store keeps only its pseudonym
+    notes = [r.message for r in audit.records if getattr(r, "kind", None) == "call_metadata"]
+    assert notes == [f"twilio: call_sid {CALL_SID}, stream_sid {phone.stream_sid}"]
     users = [r.text for r in audit.records if isinstance(r, TurnRecord) and r.role == "user"]
     assert users[:2] == ["Tell me about your savings accounts.", "Just the easy access rate, please."]
     assert isinstance(audit.records[-1], CallEnded)
@@ -190,3 +192,90 @@ def test_a_cancelled_answer_is_cleared_and_server_vad_needs_no_cancel_of_our_own
     u = stream()
     u.from_session(audio_delta("a1", 300))
     assert [m["event"] for m in u.from_session({"type": "response.done", "response": {"status": "cancelled"}}).twilio] == ["clear"]
+
+
+# ---------------------------------------------------------------------------- PCI keypad capture
+PAYMENT = """
+name: payment
+greeting: "How can I help you today?"
+transcription_delay_ms: 50
+audio: {words_per_minute: 220, speed: 6.0, chunk_ms: 200}
+turns:
+  - user: "My customer number is DEMO-CUST-0001, date of birth 1980-03-03, postcode ZZ99 1AA."
+    tool_calls:
+      - name: verify_identity
+        arguments: {customer_id: "DEMO-CUST-0001", date_of_birth: "1980-03-03", postcode: "ZZ99 1AA"}
+    assistant: "Thank you, you are verified."
+  - user: "I'd like to pay twenty five pounds by card."
+    tool_calls:
+      - name: take_payment
+        arguments: {amount: 25, reference: "bill"}
+    assistant: "Your payment is {output[status]}, on the card ending {output[card_last4]}."
+"""
+CARD = "4111111111111111"
+CVV = "987"
+
+
+async def test_a_keypad_captured_card_reaches_only_the_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from hybrid_agent.session.actions import SendUpstream
+    from hybrid_agent.transports import realtime_ws
+
+    caplog.set_level(logging.DEBUG)
+    upstream: list[str] = []
+    execute = realtime_ws.CallRunner.execute
+
+    async def recording(self: realtime_ws.CallRunner, actions: list) -> None:
+        upstream.extend(a.text() for a in actions if isinstance(a, SendUpstream))
+        await execute(self, actions)
+
+    monkeypatch.setattr(realtime_ws.CallRunner, "execute", recording)
+    scenario = tmp_path / "pay.yaml"
+    scenario.write_text(PAYMENT)
+    root = Path(__file__).resolve().parents[1]
+    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,  # type: ignore[arg-type]
+                        twilio_auth_token="twilio-test-auth-token", public_url="http://127.0.0.1",
+                        policy_pack=root / "policies" / "retail-banking", server_tools=True, gate_mode="hold")
+    tokens = stream_tokens_for(settings)
+    assert tokens is not None
+    audit = MemoryAuditSink()
+    async with BridgeServer(settings, audit=audit) as bridge:
+        async with ws_connect(media_url(bridge)) as ws:
+            phone = PhoneCaller(media_url(bridge), tokens.issue(CALL_SID), call_sid=CALL_SID, speed=2.0)
+            await phone.open(ws)
+            await phone.listen_until_quiet(quiet_s=0.6)  # the recording notice, then the greeting
+            await phone.say(900)
+            await phone.listen_until_quiet(quiet_s=0.6)  # verified
+            await phone.say(900)
+            await phone.listen_until_quiet(quiet_s=0.6)  # "Please use your phone keypad to enter your card number..."
+            await phone.say(700)  # the caller reads it out anyway, while the capture runs...
+            await phone.press(CARD + "#")
+            await phone.listen_until_quiet(quiet_s=0.6)  # "... the security code ..."
+            await phone.press(CVV + "#")
+            await phone.listen_until_quiet(quiet_s=0.8)  # the outcome
+            await phone.hang_up()
+            await asyncio.sleep(0.3)
+    # ...and the model never heard it: its audio went upstream as silence, so no third caller turn
+    users = [r.text for r in audit.records if isinstance(r, TurnRecord) and r.role == "user"]
+    assert len(users) == 2, users
+    said = [r.text or "" for r in audit.records if isinstance(r, TurnRecord) and r.role == "assistant"]
+    assert any("Please use your phone keypad to enter your card number" in t for t in said), said
+    assert any("security code" in t and "keypad" in t for t in said), said
+    assert "Your payment is approved, on the card ending 1111." in said
+    captures = [r for r in audit.records if isinstance(r, GateActionRecord) and r.action == "keypad_capture"]
+    assert [(r.status, r.text) for r in captures] == [("captured", "card_number: 16 digits"), ("captured", "security_code: 3 digits")]
+    runs = [r for r in audit.records if isinstance(r, GateActionRecord) and r.action == "tool_run"]
+    assert [(r.tool, r.status) for r in runs] == [("verify_identity", "ok"), ("take_payment", "ok")]
+    # the digits reached the tool (it approved a Luhn-valid card ending 1111) and nothing else:
+    import dataclasses
+    import re
+
+    non_audio = [f for f in upstream if json.loads(f).get("type") != "input_audio_buffer.append"]
+    texts = [v for r in audit.records for v in dataclasses.asdict(r).values() if isinstance(v, str)]
+    for digits in (CARD, CVV):
+        alone = re.compile(rf"(?<!\d){digits}(?!\d)")  # the number itself, not digits inside another one
+        assert not [f for f in non_audio if alone.search(f)], digits  # no upstream event (items, instructions, outputs)
+        assert not [t for t in texts if alone.search(t)], digits  # no audit text (transcripts, tool calls, results, gate actions)
+        assert not alone.search(caplog.text), digits  # no log line at any level

@@ -284,7 +284,7 @@ async def test_signed_webhook_gets_twiml_with_a_token_for_the_call(bridge: Bridg
     url = stream.get("url") or ""
     assert url == "wss://bank.example.com/twilio/media" and not urlsplit(url).query
     params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
-    assert set(params) == {"token", "callSid", "from"}
+    assert set(params) == {"token", "callSid", "from", "to"}
     assert params["from"] == CALLER  # back in start.customParameters: the audit stores only its pseudonym
     assert params["callSid"] == SID
     tokens = bridge_tokens(bridge)

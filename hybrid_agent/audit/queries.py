@@ -43,7 +43,7 @@ GATE_FIELDS = ("seq", "action", "mode", "item_id", "rule_id", "effect", "held_ms
                "requested_ms", "latency_ms", "status", "tool", "text")
 CONFIG_EVENT = "session.update"
 #: bridge facts that are notes, not errors: what it mapped or rewrote so a call could go on
-NOTICE_KINDS = ("model_mapped", "session_rewritten", "session_configured")
+NOTICE_KINDS = ("model_mapped", "session_rewritten", "session_configured", "call_metadata")
 
 
 def _is_error(events: Any = None) -> Any:

@@ -75,6 +75,9 @@ NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _STRICT = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
 
 
+KeypadKind = Literal["card", "security_code", "digits"]
+
+
 class ToolSpec(BaseModel):
     """A tool the agent may call; rules and tests may only name declared tools."""
 
@@ -89,11 +92,20 @@ class ToolSpec(BaseModel):
     amount_arg: str | None = Field(
         None, description="the argument holding an amount of money: each successful call adds it to session.transferred"
     )
+    keypad: dict[str, KeypadKind] = Field(
+        default_factory=dict,
+        description="arguments the caller must enter on the phone keypad (PCI): argument -> card | security_code | digits. "
+        "They are never declared to the model; the bridge captures them (caller audio silenced upstream meanwhile) and "
+        "passes them to the tool in memory only; the audit records that a capture happened, never the digits",
+    )
 
     @model_validator(mode="after")
     def _amount_arg_declared(self) -> ToolSpec:
         if self.amount_arg is not None and self.amount_arg not in self.args:
             raise ValueError(f"amount_arg {self.amount_arg!r} is not one of the tool's args")
+        unknown = sorted(set(self.keypad) - set(self.args))
+        if unknown:
+            raise ValueError(f"keypad arguments {unknown} are not among the tool's args")
         return self
 
 

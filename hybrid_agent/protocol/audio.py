@@ -9,6 +9,7 @@ path.  Decoding (for the simulator's VAD) uses the stdlib ``audioop`` (the
 
 from __future__ import annotations
 
+import base64
 import warnings
 from typing import Literal
 
@@ -65,3 +66,12 @@ def from_pcm16(pcm: bytes, fmt: str) -> bytes:
 def rms(pcm: bytes) -> int:
     """Root-mean-square level of PCM16 samples (0..32767)."""
     return audioop.rms(pcm, 2) if pcm else 0
+
+
+#: one byte of silence per format: PCM16 zero, G.711 mu-law 0xFF, A-law 0xD5
+_SILENCE_BYTE = {"audio/pcm": b"\x00", "audio/pcmu": b"\xff", "audio/pcma": b"\xd5"}
+
+
+def silence_b64(n_bytes: int, fmt: str) -> str:
+    """``n_bytes`` of silence in ``fmt``, base64 (what goes upstream in place of audio the model must not hear)."""
+    return base64.b64encode(_SILENCE_BYTE.get(fmt, b"\x00") * n_bytes).decode("ascii")

@@ -125,14 +125,14 @@ def build_app(
     streamed_calls: OrderedDict[str, None] = OrderedDict()  # one media stream per call (a token is not reusable)
 
     async def twilio_media(websocket: WebSocket) -> None:
-        async def run_call(client: Any, caller_id: str | None, first_events: list[dict[str, Any]]) -> None:
+        async def run_call(client: Any, caller_id: str | None, metadata: dict[str, str], first_events: list[dict[str, Any]]) -> None:
             async def refuse(message: str) -> None:
                 await client.close(1011, "upstream unavailable")
 
             await run_bridged_call(
                 client, channel="twilio", requested_model=None, refuse=refuse, settings=settings, connector=connector,
                 audit=audit, policy_gate=policy_gate, gate_executor=gate_executor, escalations=escalations,
-                caller_id=caller_id, first_client_events=first_events,
+                caller_id=caller_id, call_metadata=metadata, first_client_events=first_events,
             )
 
         await serve_twilio_media(websocket, stream_tokens=stream_tokens, run_call=run_call, streamed=streamed_calls)

@@ -336,6 +336,9 @@ def twilio_voice_endpoint(settings: Settings, tokens: StreamTokens | None) -> Ca
         caller = next((v for k, v in pairs if k == "From"), "")
         if caller:  # back to us in start.customParameters (over TLS); the audit keeps only its keyed pseudonym
             parameters["from"] = caller[:64]
+        called = next((v for k, v in pairs if k == "To"), "")
+        if called:  # the number the caller dialled (the bank's own): for the audit's call record
+            parameters["to"] = called[:64]
         twiml = voice_twiml(media_stream_url(settings.public_url), parameters)
         log.info("twilio voice webhook: call %s connected to the media stream", call_sid)
         return Response(twiml, media_type="text/xml")

@@ -36,7 +36,7 @@ from hybrid_agent.audit.records import (
     ToolCallRecord,
     TurnRecord,
 )
-from hybrid_agent.protocol.audio import b64_decoded_len, duration_ms
+from hybrid_agent.protocol.audio import b64_decoded_len, duration_ms, silence_b64
 from hybrid_agent.protocol.events import EventValidationError, error_event, new_id, validate_client_event
 from hybrid_agent.policy.gate import PolicyCheck, PolicyOutcome
 from hybrid_agent.policy.live import PolicySession
@@ -56,6 +56,7 @@ from hybrid_agent.session.bridge_turns import ARM_AFTER_MS, ARM_TIMER, NOTE_ITEM
 from hybrid_agent.session.call_events import CallEventLog
 from hybrid_agent.session.client_tools import ClientToolHold
 from hybrid_agent.session.decisions import DecisionRouter
+from hybrid_agent.session.keypad import KeypadCapture
 from hybrid_agent.session.tool_calls import ToolCallFlow
 from hybrid_agent.session.disclosures import DisclosureTracker
 from hybrid_agent.policy.speech import SpeechCheck, SpeechVerdict
@@ -123,6 +124,10 @@ class CallConfig:
     server_tools: frozenset[str] = frozenset()
     #: who called (a phone number): the audit store keeps only its keyed pseudonym
     caller_id: str | None = None
+    #: what the transport knows of the call (Twilio: its CallSid, StreamSid, the number dialled): a note in the audit
+    call_metadata: Mapping[str, str] = field(default_factory=dict)
+    #: server tools with arguments the caller keys in (tool -> {argument: kind}; ``session.keypad``)
+    keypad_tools: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 BRIDGE_UPDATE_EVENT_ID = "event_bridge_transcription"
@@ -205,6 +210,13 @@ class CallSession:
             deliver=self._deliver, rel=self._rel, enforcing=enforcing,
             check_timeout_ms=gate.check_timeout_ms if gate is not None else 1500.0,
         )
+        self.keypad: KeypadCapture | None = None
+        if config.keypad_tools and self.tools is not None and self.bridge_turns is not None:
+            bridge_turns, tools = self.bridge_turns, self.tools
+            self.keypad = KeypadCapture(config.call_id, self._next_gate_seq, self._rel, say=bridge_turns.say,
+                                        answer=tools.output, mode=gate.mode if gate else None)
+            self.tool_flow.keypad = self.keypad
+            self.tool_flow.keypad_tools = {k: dict(v) for k, v in config.keypad_tools.items()}
         self.decisions = DecisionRouter(config.call_id, gate, self.policy, self.bridge_turns, self.tool_flow, self._gate_action)
         self._hide_session_created = False
 
@@ -264,6 +276,9 @@ class CallSession:
                 message=f"the client asked for model {self.config.requested_model!r}; "
                 f"the call runs on {self.config.model!r} (not in the bridge's allowed models)",
             )
+        if self.config.call_metadata:
+            described = ", ".join(f"{k} {str(v)[:64]}" for k, v in sorted(self.config.call_metadata.items()))
+            self._audit_event(out, "bridge", "call_metadata", 0.0, redacted=False, message=f"{self.config.channel}: {described}")
         if self.config.transcription_model or self.config.bridge_session:
             self._own_updates += 1
             out.append(SendUpstream(self._bridge_update()))
@@ -384,6 +399,10 @@ class CallSession:
         waited = self.tool_flow.timer_fired(name)
         if waited is not None:
             return waited
+        if self.keypad is not None:
+            keyed = self.keypad.timer_fired(name, now_ms)
+            if keyed is not None:
+                return keyed
         if self.bridge_turns is not None:
             fired = self.bridge_turns.timer_fired(name, now_ms)
             if fired is not None:
@@ -391,6 +410,12 @@ class CallSession:
         if self.speech is not None:
             return self.speech.timer_fired(name, now_ms) or []
         return []
+
+    def feed_keypad(self, key: str, now_ms: float) -> list[Action]:
+        """A key the caller pressed (Twilio ``dtmf``): part of a keypad capture, or ignored (never kept)."""
+        if self.keypad is None or self.closed:
+            return []
+        return self.keypad.digit(key, now_ms)
 
     def feed_speech_verdict(self, verdict: SpeechVerdict, now_ms: float) -> list[Action]:
         """The gate worker decided a ``CheckSpeech``."""
@@ -476,6 +501,9 @@ class CallSession:
                     param="audio", event_id=event.get("event_id"), event_type=kind,
                 )
             self.input_audio_ms += duration_ms(n, self.input_format)
+            if self.keypad is not None and self.keypad.capturing:
+                # keypad capture: neither the tones nor anything said reach the model or a transcript
+                return [SendUpstream({**event, "audio": silence_b64(n, self.input_format)})]
         elif kind == "conversation.item.truncate":
             return self._valid_truncate(event, raw, now_ms)
         elif kind == "conversation.item.create":

@@ -20,9 +20,10 @@ from hybrid_agent.audit.records import ToolCallRecord, ToolResultRecord
 from hybrid_agent.policy.gate import PolicyCheck, PolicyOutcome
 from hybrid_agent.policy.live import PolicySession
 from hybrid_agent.policy.schema import PolicyInput
-from hybrid_agent.session.actions import Action, Audit, CheckPolicy, SendUpstream, StartTimer
+from hybrid_agent.session.actions import Action, Audit, CheckPolicy, RunTool, SendUpstream, StartTimer
 from hybrid_agent.session.client_tools import ClientToolHold
 from hybrid_agent.session.confirmations import ConfirmationTracker
+from hybrid_agent.session.keypad import KeypadCapture
 from hybrid_agent.session.replay import ConversationLog, HiddenItems
 from hybrid_agent.session.tool_orchestrator import ToolOrchestrator
 from hybrid_agent.session.turns import TurnTracker
@@ -69,6 +70,8 @@ class ToolCallFlow:
         self._server_checks: dict[str, str] = {}  # tool-call record id -> server call id (awaiting its decision)
         self._client_checks: dict[str, str] = {}  # tool-call record id -> held client call id
         self._waiting: list[ToolCallRecord] = []  # decided once the caller's turn is transcribed
+        self.keypad: KeypadCapture | None = None  # set by the session when a tool has keypad arguments
+        self.keypad_tools: dict[str, dict[str, str]] = {}
 
     def _is_server(self, name: str) -> bool:
         return self.tools is not None and self.tools.is_server_tool(name)
@@ -143,7 +146,12 @@ class ToolCallFlow:
         server_call = self._server_checks.pop(subject, None)
         if server_call is not None and self.tools is not None:
             effect = decision.effect if self.enforcing else "allow"
-            out.extend(self.tools.decided(server_call, effect, message, now_ms, utterance=utterance, level=decision.level))
+            for action in self.tools.decided(server_call, effect, message, now_ms, utterance=utterance, level=decision.level):
+                fields = self.keypad_tools.get(action.name) if isinstance(action, RunTool) else None
+                if fields and self.keypad is not None:  # allowed: the caller keys in the card first
+                    out.extend(self.keypad.start(action.call_id, action.name, action.arguments, fields, now_ms))
+                else:
+                    out.append(action)
         return out
 
     def failed(self, check: PolicyCheck, effect: str, now_ms: float) -> list[Action]:

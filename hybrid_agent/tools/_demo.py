@@ -98,3 +98,10 @@ class IdentityBook:
         if ident.subject is None or ident.level == "none":
             fail(self.backend, "not_verified", "The caller has not passed an identity check on this call.")
         return ident.subject
+
+
+def luhn(digits: str) -> bool:
+    """The card-number checksum (ISO/IEC 7812)."""
+    from hybrid_agent.pii.recognizers import luhn_ok
+
+    return digits.isdigit() and luhn_ok(digits)

@@ -122,6 +122,16 @@ class TransferFundsArgs(BaseModel):
     reference: str = Field("", max_length=140, description="A payment reference for the payee's statement.")
 
 
+class TakePaymentArgs(BaseModel):
+    model_config = _ARGS
+
+    amount: float = Field(gt=0, allow_inf_nan=False, description="The amount to pay in pounds, at most two decimal places.")
+    currency: str = Field(HOME_CURRENCY, min_length=3, max_length=3, description="ISO currency code; only GBP is supported.")
+    reference: str = Field("", max_length=140, description="What the payment is for.")
+    card_number: str = Field(pattern=r"^\d{13,19}$", description="Entered by the caller on the keypad.")
+    security_code: str = Field(pattern=r"^\d{3,4}$", description="Entered by the caller on the keypad.")
+
+
 class BlockCardArgs(BaseModel):
     model_config = _ARGS
 
@@ -141,6 +151,7 @@ class DemoBank:
     accounts: dict[str, DemoAccount] = field(default_factory=lambda: {a.account_id: a for a in copy.deepcopy(DEMO_ACCOUNTS)})
     cards: dict[str, DemoCard] = field(default_factory=lambda: {c.last4: c for c in copy.deepcopy(DEMO_CARDS)})
     transfers: list[DemoTransfer] = field(default_factory=list)
+    payments: list[tuple[Decimal, str]] = field(default_factory=list)  # (amount, card last four): never the number
     identities: _demo.IdentityBook = field(default_factory=lambda: _demo.IdentityBook(BACKEND))
 
     def balance(self, account_id: str) -> Decimal:
@@ -236,6 +247,19 @@ class DemoBank:
         card.block_reason = card.block_reason or args.reason.strip()
         return {"blocked": True, "already_blocked": already, "card_last4": card.last4, "status": "blocked", **_demo.label(BACKEND)}
 
+    async def take_payment(self, args: TakePaymentArgs, ctx: ToolContext) -> dict[str, Any]:
+        """A card payment; the card's digits arrive from the keypad and only the last four leave."""
+        await self._pause()
+        self.identities.require(ctx.call_id)
+        if not _demo.luhn(args.card_number):
+            _demo.fail(BACKEND, "card_declined", "The card was declined.")
+        amount = _money(args.amount)
+        if amount is None or args.currency.strip().upper() != HOME_CURRENCY:
+            _demo.fail(BACKEND, "invalid_amount", f"The amount must be positive {HOME_CURRENCY} with at most two decimal places.")
+        self.payments.append((amount, args.card_number[-4:]))
+        return {"payment_id": f"DEMO-PAY-{len(self.payments):06d}", "status": "approved", "amount": float(amount),
+                "currency": HOME_CURRENCY, "card_last4": args.card_number[-4:], **_demo.label(BACKEND)}
+
     def _own_account(self, ctx: ToolContext, account_id: str) -> DemoAccount:
         owner = self.identities.require(ctx.call_id)
         account = self.accounts.get(_demo.norm_id(account_id))
@@ -278,5 +302,14 @@ def demo_bank_registry(bank: DemoBank | None = None) -> ToolRegistry:
                 regulated=True,
             ),
             Tool("block_card", "Block a lost or stolen card." + note, BlockCardArgs, bank.block_card, regulated=True),
+            Tool(
+                "take_payment",
+                "Take a card payment; the caller enters the card number and security code on the keypad, "
+                "you never ask for or hear them." + note,
+                TakePaymentArgs,
+                bank.take_payment,
+                regulated=True,
+                keypad={"card_number": "card", "security_code": "security_code"},
+            ),
         ]
     )

@@ -58,6 +58,9 @@ class Tool:
     timeout_s: float = 5.0
     regulated: bool = False
     verifies_identity: bool = False
+    #: arguments the caller enters on the keypad (argument -> card | security_code | digits): never
+    #: declared to the model, filled in by the bridge's keypad capture (``session.keypad``) in memory only
+    keypad: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name or not all(c.isalnum() or c in "_-" for c in self.name) or len(self.name) > 64:
@@ -68,15 +71,18 @@ class Tool:
             raise ValueError(f"tool {self.name}: args_model must set model_config extra='forbid'")
         if not self.timeout_s > 0:
             raise ValueError(f"tool {self.name}: timeout_s must be positive")
+        unknown = set(self.keypad) - set(self.args_model.model_fields)
+        if unknown:
+            raise ValueError(f"tool {self.name}: keypad arguments {sorted(unknown)} are not among its arguments")
 
     def declaration(self) -> dict[str, Any]:
         """The Realtime GA ``session.tools`` entry (``RealtimeFunctionTool``)."""
-        return {
-            "type": "function",
-            "name": self.name,
-            "description": self.description,
-            "parameters": parameters_schema(self.args_model),
-        }
+        parameters = parameters_schema(self.args_model)
+        for arg in self.keypad:  # the model never sees (or asks for) what the caller keys in
+            parameters["properties"].pop(arg, None)
+            if isinstance(parameters.get("required"), list):
+                parameters["required"] = [r for r in parameters["required"] if r != arg]
+        return {"type": "function", "name": self.name, "description": self.description, "parameters": parameters}
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,10 @@ class ToolRegistry:
 
     def __len__(self) -> int:
         return len(self._tools)
+
+    def keypad_fields(self) -> dict[str, dict[str, str]]:
+        """tool -> {argument: kind} for the tools with keypad arguments."""
+        return {t.name: dict(t.keypad) for t in self._tools.values() if t.keypad}
 
     def declarations(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """``session.tools`` entries for ``names`` (all tools when None); an unknown name is a KeyError."""

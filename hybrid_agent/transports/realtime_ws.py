@@ -215,6 +215,9 @@ class CallRunner:
                 self.client_open = False
                 await self.execute(self.session.client_closed(_now_ms()))
                 return
+            if message["type"] == "keypad":  # a transport with a keypad (Twilio dtmf): never a frame, never logged
+                await self.execute(self.session.feed_keypad(str(message.get("digit")), _now_ms()))
+                continue
             data = message.get("text")
             if data is None:
                 data = message.get("bytes") or b""
@@ -365,6 +368,7 @@ async def run_bridged_call(
     gate_executor: concurrent.futures.Executor | None = None,
     escalations: EscalationSink | None = None,
     caller_id: str | None = None,
+    call_metadata: dict[str, str] | None = None,
     first_client_events: list[dict[str, Any]] | None = None,
 ) -> None:
     """One call between ``client`` (anything with ``receive()``, ``send_text()`` and ``close()``, as a
@@ -387,6 +391,8 @@ async def run_bridged_call(
             transcription_model=settings.transcription_model or None,
             max_reconnects=settings.max_reconnects,
             caller_id=caller_id,
+            call_metadata=call_metadata or {},
+            keypad_tools=registry.keypad_fields() if registry is not None else {},
         )
     )
     try:

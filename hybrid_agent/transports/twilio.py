@@ -43,7 +43,6 @@ class TwilioClientSocket:
         self.stream = stream
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(MAX_PENDING)
         self._reader: asyncio.Task[None] | None = None
-        self.digits: list[str] = []  # keypad presses (kept in memory only)
         self.dropped = 0
 
     def start(self) -> None:
@@ -59,9 +58,11 @@ class TwilioClientSocket:
                 inbound = self.stream.from_twilio(message.get("text") if message.get("text") is not None else message.get("bytes") or b"")
                 if inbound.ignored and self.stream.ignored <= LOGGED_IGNORED:  # a hostile stream cannot flood the log
                     log.info("twilio stream %s: ignored a message: %s", self.stream.start.call_sid, inbound.ignored)
-                if inbound.digit is not None:
-                    self.digits.append(inbound.digit)
-                    del self.digits[:-64]
+                if inbound.digit is not None:  # to the session's keypad capture, in memory only
+                    try:
+                        self._events.put_nowait({"type": "keypad", "digit": inbound.digit})
+                    except asyncio.QueueFull:
+                        self.dropped += 1
                 for event in inbound.events:
                     self._put(json.dumps(event))
                 if inbound.stop:
@@ -120,7 +121,7 @@ MAX_STREAMED = 10_000
 
 async def serve_twilio_media(websocket: WebSocket, *, stream_tokens: Any, run_call: Any,
                              streamed: OrderedDict[str, None] | None = None) -> None:
-    """One phone call: the stream checked, then bridged.  ``run_call(client, caller_id, first_events)``
+    """One phone call: the stream checked, then bridged.  ``run_call(client, caller_id, metadata, first_events)``
     runs the call (``realtime_ws.run_bridged_call`` with the app's settings)."""
     await websocket.accept()
     try:
@@ -149,4 +150,7 @@ async def serve_twilio_media(websocket: WebSocket, *, stream_tokens: Any, run_ca
     client.start()
     log.info("twilio stream %s for call %s started", start.stream_sid, start.call_sid)
     opening = [PCMU_SESSION, {"type": "response.create"}]  # the agent speaks first on the phone
-    await run_call(client, start.custom.get("from") or None, opening)
+    metadata = {"call_sid": start.call_sid, "stream_sid": start.stream_sid}
+    if start.custom.get("to"):
+        metadata["to"] = start.custom["to"]
+    await run_call(client, start.custom.get("from") or None, metadata, opening)

@@ -207,6 +207,8 @@ class TwilioMediaStream:
             playback = self.items[item_id] = _Playback()
             while len(self.items) > MAX_ITEMS:
                 self.items.popitem(last=False)
+        if playback.cleared:
+            return Outbound()  # the caller interrupted this answer: the rest of it is not played
         self.playing = item_id
         out = Outbound()
         step = CHUNK_MS * BYTES_PER_MS
@@ -228,13 +230,20 @@ class TwilioMediaStream:
         return playback.played_ms if playback is not None else 0.0
 
     def barge_in(self) -> Outbound:
-        """The caller speaks: stop what is still queued at Twilio and cut the answer where they stopped hearing it."""
+        """The caller speaks: stop what is still queued at Twilio and cut the answer where they stopped hearing it.
+
+        Also when Twilio has played everything it got but the answer is still running (in hold mode the
+        rest may be held by the gate): the model generated more than the caller heard either way."""
         item_id = self.playing
         playback = self.items.get(item_id or "")
-        if item_id is None or playback is None or playback.cleared or playback.played_ms >= playback.sent_ms:
-            return Outbound()  # nothing is playing: nothing to interrupt
+        if item_id is None or playback is None or playback.cleared:
+            return Outbound()
+        queued = playback.played_ms < playback.sent_ms
+        if not queued and not self.response_active:
+            return Outbound()  # the answer is over and was heard whole: nothing to interrupt
         self.barge_ins += 1
         out = Outbound(twilio=self._clear())
+        playback.cleared = True  # whatever of it is still to come, or still echoed, was not heard
         if self.response_active and not self.vad_interrupts:  # else the service cancelled it when it saw the speech
             out.feed.append({"type": "response.cancel", "event_id": f"event_twilio_cancel_{self.barge_ins}"})
         out.feed.append({"type": "conversation.item.truncate", "event_id": f"event_twilio_truncate_{self.barge_ins}",
