@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     twilio_stream_token_ttl_s: float = Field(
         default=60.0, gt=0, description="Seconds a Media Stream token from the voice webhook stays valid."
     )
+    twilio_transfer_number: str | None = Field(
+        default=None, description="E.164 number an escalated phone call is transferred to (Twilio <Dial>); unset: no transfer."
+    )
+    twilio_api_base: str = Field(
+        default="https://api.twilio.com", description="Twilio's REST API (a local fake in tests)."
+    )
 
     @field_validator("bridge_tokens", mode="before")
     @classmethod

@@ -93,7 +93,7 @@ def test_record_shape() -> None:
     with pytest.raises(AttributeError):
         g.action = "speech_held"  # type: ignore[misc]
     assert not hasattr(g, "__dict__")  # slots
-    assert len(GATE_ACTIONS) == 17 and "gate_failed" in GATE_ACTIONS and "user_turn_gated" in GATE_ACTIONS
+    assert len(GATE_ACTIONS) == 18 and "gate_failed" in GATE_ACTIONS and "user_turn_gated" in GATE_ACTIONS
 
 
 def test_percentile_nearest_rank() -> None:

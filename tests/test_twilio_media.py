@@ -279,3 +279,71 @@ async def test_a_keypad_captured_card_reaches_only_the_tool(tmp_path: Path, monk
         assert not [f for f in non_audio if alone.search(f)], digits  # no upstream event (items, instructions, outputs)
         assert not [t for t in texts if alone.search(t)], digits  # no audit text (transcripts, tool calls, results, gate actions)
         assert not alone.search(caplog.text), digits  # no log line at any level
+
+
+# ---------------------------------------------------------------------------- escalation to a person
+ESCALATE = """
+name: complaint
+greeting: "How can I help you today?"
+transcription_delay_ms: 50
+audio: {words_per_minute: 220, speed: 6.0, chunk_ms: 200}
+turns:
+  - user: "This is unacceptable, I want to make a formal complaint."
+    assistant: "I understand."
+"""
+
+
+async def test_an_escalated_phone_call_is_transferred_to_a_person(tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs
+
+    requests: list[tuple[str, dict, str]] = []
+
+    class FakeTwilio(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            requests.append((self.path, parse_qs(body), self.headers.get("Authorization") or ""))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"status": "in-progress"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    fake = ThreadingHTTPServer(("127.0.0.1", 0), FakeTwilio)
+    threading.Thread(target=fake.serve_forever, daemon=True).start()
+    scenario = tmp_path / "complaint.yaml"
+    scenario.write_text(ESCALATE)
+    root = Path(__file__).resolve().parents[1]
+    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,  # type: ignore[arg-type]
+                        twilio_auth_token="twilio-test-auth-token", public_url="http://127.0.0.1",
+                        policy_pack=root / "policies" / "retail-banking", gate_mode="hold",
+                        twilio_transfer_number="+441632960999", twilio_api_base=f"http://127.0.0.1:{fake.server_port}")
+    tokens = stream_tokens_for(settings)
+    assert tokens is not None
+    audit = MemoryAuditSink()
+    try:
+        async with BridgeServer(settings, audit=audit) as bridge:
+            async with ws_connect(media_url(bridge)) as ws:
+                phone = PhoneCaller(media_url(bridge), tokens.issue(CALL_SID), call_sid=CALL_SID, speed=2.0)
+                await phone.open(ws)
+                await phone.listen_until_quiet(quiet_s=0.6)
+                await phone.say(900)
+                for _ in range(60):  # the answer, the escalation utterance, then the transfer
+                    await phone.listen(0.2)
+                    if requests:
+                        break
+                await phone.hang_up()
+                await asyncio.sleep(0.3)
+    finally:
+        fake.shutdown()
+    [(path, form, auth)] = requests
+    assert path == f"/2010-04-01/Accounts/AC00000000000000000000000000000001/Calls/{CALL_SID}.json"
+    assert form["Twiml"] == ['<?xml version="1.0" encoding="UTF-8"?><Response><Dial>+441632960999</Dial></Response>']
+    assert auth.startswith("Basic ")
+    said = [r.text or "" for r in audit.records if isinstance(r, TurnRecord) and r.role == "assistant"]
+    assert any("transfer you to a colleague" in t for t in said), said  # the rule's utterance came first
+    actions = [(r.action, r.status) for r in audit.records if isinstance(r, GateActionRecord)]
+    assert ("escalated", "user_text") in actions and ("call_transferred", "transferred") in actions

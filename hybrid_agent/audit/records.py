@@ -238,13 +238,13 @@ class CallEventRecord:
 GateAction = Literal["speech_held", "speech_blocked", "fallback_spoken", "truncate_clamped", "truncate_refused",
                      "tool_decided", "tool_run", "tool_late_result", "user_turn_gated", "escalated", "gate_failed",
                      "hold_overflow", "disclosure_requested", "disclosure_undelivered", "tool_confirmed", "client_tool_held",
-                     "keypad_capture"]
+                     "keypad_capture", "call_transferred"]
 
 GATE_ACTIONS: tuple[str, ...] = (
     "speech_held", "speech_blocked", "fallback_spoken", "truncate_clamped", "truncate_refused",
     "tool_decided", "tool_run", "tool_late_result", "user_turn_gated", "escalated", "gate_failed",
     "hold_overflow", "disclosure_requested", "disclosure_undelivered", "tool_confirmed", "client_tool_held",
-    "keypad_capture",
+    "keypad_capture", "call_transferred",
 )
 """Every ``GateActionRecord.action`` (what each means: docs/audit.md, *What the gate did*)."""
 

@@ -26,6 +26,7 @@ from hybrid_agent.server.auth import bearer_token, token_is_valid
 from hybrid_agent.server.escalation import EscalationSink
 from hybrid_agent.server.twilio_webhook import MEDIA_PATH, VOICE_PATH, stream_tokens_for, twilio_voice_endpoint
 from hybrid_agent.transports.twilio import serve_twilio_media
+from hybrid_agent.transports.twilio_transfer import TwilioTransfer
 from hybrid_agent.settings import Settings
 from hybrid_agent.transports.realtime_ws import run_bridged_call, serve_realtime_client
 from hybrid_agent.upstream.connector import UpstreamConnector
@@ -135,7 +136,13 @@ def build_app(
                 caller_id=caller_id, call_metadata=metadata, first_client_events=first_events,
             )
 
-        await serve_twilio_media(websocket, stream_tokens=stream_tokens, run_call=run_call, streamed=streamed_calls)
+        await serve_twilio_media(websocket, stream_tokens=stream_tokens, run_call=run_call, streamed=streamed_calls,
+                                 transfer=transfer_for_call)
+
+    def transfer_for_call() -> TwilioTransfer | None:
+        if not settings.twilio_transfer_number or settings.twilio_auth_token is None:
+            return None
+        return TwilioTransfer(settings.twilio_api_base, settings.twilio_auth_token.get_secret_value(), settings.twilio_transfer_number)
 
     app = Starlette(
         routes=[

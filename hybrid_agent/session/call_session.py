@@ -411,6 +411,10 @@ class CallSession:
             return self.speech.timer_fired(name, now_ms) or []
         return []
 
+    def feed_transfer(self, status: str, now_ms: float) -> list[Action]:
+        """The transport transferred the escalated call to a person (or could not): for the audit."""
+        return [self._gate_action("call_transferred", now_ms, status=status[:64])]
+
     def feed_keypad(self, key: str, now_ms: float) -> list[Action]:
         """A key the caller pressed (Twilio ``dtmf``): part of a keypad capture, or ignored (never kept)."""
         if self.keypad is None or self.closed:

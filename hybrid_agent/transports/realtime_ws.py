@@ -97,11 +97,15 @@ class CallRunner:
         for action in actions:
             if isinstance(action, Audit):
                 self.audit.enqueue(action.record)
-            elif isinstance(action, NotifyEscalation) and self.escalations is not None:
-                try:
-                    self.escalations.notify(action)
-                except Exception as exc:  # a notifier's failure never ends the call
-                    log.warning("call %s: escalation notifier failed (%s)", self.session.call_id, type(exc).__name__)
+            elif isinstance(action, NotifyEscalation):
+                if self.escalations is not None:
+                    try:
+                        self.escalations.notify(action)
+                    except Exception as exc:  # a notifier's failure never ends the call
+                        log.warning("call %s: escalation notifier failed (%s)", self.session.call_id, type(exc).__name__)
+                escalate = getattr(self.client, "escalate", None)  # a transport that can hand the call to a person
+                if callable(escalate):
+                    escalate(lambda status: self.execute(self.session.feed_transfer(status, _now_ms())))
         # one call's sends go out in the order the session produced them: a verdict releasing held
         # audio and the upstream pump must not interleave their chunks
         async with self._send_lock:

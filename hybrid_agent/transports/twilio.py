@@ -17,10 +17,12 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from hybrid_agent.transports.twilio_transfer import TwilioTransfer
 from hybrid_agent.transports.twilio_media import PCMU_SESSION, StreamError, StreamStart, TwilioMediaStream, parse_start
 
 log = logging.getLogger(__name__)
@@ -38,9 +40,10 @@ POLICY_VIOLATION = 1008
 class TwilioClientSocket:
     """What the call runner sees as its client: Realtime events in and out, Twilio on the wire."""
 
-    def __init__(self, websocket: WebSocket, stream: TwilioMediaStream) -> None:
+    def __init__(self, websocket: WebSocket, stream: TwilioMediaStream, transfer: TwilioTransfer | None = None) -> None:
         self.ws = websocket
         self.stream = stream
+        self.transfer = transfer
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(MAX_PENDING)
         self._reader: asyncio.Task[None] | None = None
         self.dropped = 0
@@ -92,6 +95,11 @@ class TwilioClientSocket:
         for feed in out.feed:  # the bridge's own barge-in: it reaches the session as the client's events
             self._put(json.dumps(feed))
 
+    def escalate(self, done: Any) -> None:
+        """A rule escalated: once the utterance has played, hand the call to a person (when configured)."""
+        if self.transfer is not None:
+            self.transfer.start(self.stream.start.call_sid, self.stream.start.account_sid, self.stream.quiet, done)
+
     async def send_json(self, data: Any) -> None:
         await self.send_text(json.dumps(data))
 
@@ -120,7 +128,8 @@ MAX_STREAMED = 10_000
 
 
 async def serve_twilio_media(websocket: WebSocket, *, stream_tokens: Any, run_call: Any,
-                             streamed: OrderedDict[str, None] | None = None) -> None:
+                             streamed: OrderedDict[str, None] | None = None,
+                             transfer: Callable[[], TwilioTransfer | None] | None = None) -> None:
     """One phone call: the stream checked, then bridged.  ``run_call(client, caller_id, metadata, first_events)``
     runs the call (``realtime_ws.run_bridged_call`` with the app's settings)."""
     await websocket.accept()
@@ -146,7 +155,7 @@ async def serve_twilio_media(websocket: WebSocket, *, stream_tokens: Any, run_ca
         while len(streamed) > MAX_STREAMED:
             streamed.popitem(last=False)
     stream = TwilioMediaStream(start)
-    client = TwilioClientSocket(websocket, stream)
+    client = TwilioClientSocket(websocket, stream, transfer() if transfer is not None else None)
     client.start()
     log.info("twilio stream %s for call %s started", start.stream_sid, start.call_sid)
     opening = [PCMU_SESSION, {"type": "response.create"}]  # the agent speaks first on the phone

@@ -225,6 +225,11 @@ class TwilioMediaStream:
             out.twilio.append({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
         return out
 
+    def quiet(self) -> bool:
+        """Nothing is being generated and everything sent has played (the marks came back)."""
+        playback = self.items.get(self.playing or "")
+        return not self.response_active and (playback is None or playback.cleared or playback.played_ms >= playback.sent_ms)
+
     def played_ms(self, item_id: str) -> float:
         playback = self.items.get(item_id)
         return playback.played_ms if playback is not None else 0.0
