@@ -32,6 +32,7 @@ class PhoneLog:
     clears: int = 0
     heard_ms: float = 0.0  # audio played to the caller in total
     played_by_mark: dict[str, float] = field(default_factory=dict)  # mark name -> audio played when it was echoed
+    heard_at_clear: list[float] = field(default_factory=list)  # audio played in total when each clear came
 
 
 class PhoneCaller:
@@ -125,6 +126,7 @@ class PhoneCaller:
             self._queue.append(("mark", message["mark"]["name"]))  # type: ignore[arg-type]
         elif kind == "clear":
             self.log.clears += 1
+            self.log.heard_at_clear.append(self.log.heard_ms)
             self._echo_later = [str(name) for what, name in self._queue if what == "mark"]  # Twilio echoes them
             self._queue.clear()
             self._chunk_end, self._last_end = None, 0.0

@@ -247,14 +247,14 @@ async def test_a_keypad_captured_card_reaches_only_the_tool(tmp_path: Path, monk
             await phone.open(ws)
             await phone.listen_until_quiet(quiet_s=0.6)  # the recording notice, then the greeting
             await phone.say(900)
-            await phone.listen_until_quiet(quiet_s=0.6)  # verified
+            await phone.listen_until_quiet(quiet_s=1.2)  # verified
             await phone.say(900)
             await phone.listen_until_quiet(quiet_s=0.6)  # "Please use your phone keypad to enter your card number..."
             await phone.say(700)  # the caller reads it out anyway, while the capture runs...
             await phone.press(CARD + "#")
             await phone.listen_until_quiet(quiet_s=0.6)  # "... the security code ..."
             await phone.press(CVV + "#")
-            await phone.listen_until_quiet(quiet_s=0.8)  # the outcome
+            await phone.listen_until_quiet(quiet_s=2.0)  # the outcome (hold mode releases in bursts: wait out the gaps)
             await phone.hang_up()
             await asyncio.sleep(0.3)
     # ...and the model never heard it: its audio went upstream as silence, so no third caller turn
@@ -347,3 +347,51 @@ async def test_an_escalated_phone_call_is_transferred_to_a_person(tmp_path: Path
     assert any("transfer you to a colleague" in t for t in said), said  # the rule's utterance came first
     actions = [(r.action, r.status) for r in audit.records if isinstance(r, GateActionRecord)]
     assert ("escalated", "user_text") in actions and ("call_transferred", "transferred") in actions
+
+
+# ---------------------------------------------------------------------------- monitor mode on the phone
+ADVICE = """
+name: advice
+greeting: "How can I help you today?"
+transcription_delay_ms: 50
+audio: {words_per_minute: 200, speed: 4.0, chunk_ms: 200, transcript_lead_words: 6}
+turns:
+  - user: "What should I do with my savings?"
+    assistant: >-
+      That is a common question. Many people keep an emergency fund first. After that, if I were you
+      I would put your savings into shares, because it is a safe bet over time.
+"""
+
+
+async def test_monitor_mode_on_the_phone_counts_what_the_marks_confirmed(tmp_path: Path) -> None:
+    scenario = tmp_path / "advice.yaml"
+    scenario.write_text(ADVICE)
+    root = Path(__file__).resolve().parents[1]
+    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,  # type: ignore[arg-type]
+                        twilio_auth_token="twilio-test-auth-token", public_url="http://127.0.0.1",
+                        policy_pack=root / "policies" / "retail-banking", gate_mode="monitor")
+    tokens = stream_tokens_for(settings)
+    assert tokens is not None
+    audit = MemoryAuditSink()
+    async with BridgeServer(settings, audit=audit) as bridge:
+        async with ws_connect(media_url(bridge)) as ws:
+            phone = PhoneCaller(media_url(bridge), tokens.issue(CALL_SID), call_sid=CALL_SID)
+            await phone.open(ws)
+            await phone.listen_until_quiet(quiet_s=0.6)
+            opening_ms = phone.log.heard_ms
+            await phone.say(900)
+            await phone.listen_until_quiet(quiet_s=2.0)
+            await phone.hang_up()
+            await asyncio.sleep(0.3)
+    [blocked] = [r for r in audit.records if isinstance(r, GateActionRecord) and r.action == "speech_blocked"]
+    assert blocked.rule_id and blocked.rule_id.startswith("banking.speech.no_investment_advice")
+    # what reached the caller is what the marks confirmed, not everything sent: the model generates 4x
+    # faster than the phone plays, so far more was sent than heard when the block came (Twilio was cleared)
+    confirmed = {round(heard - opening_ms, 1) for heard in phone.log.played_by_mark.values() if heard > opening_ms}
+    assert blocked.audio_end_ms in confirmed | {0.0}, (blocked.audio_end_ms, sorted(confirmed))
+    heard_then = phone.log.heard_at_clear[0] - opening_ms  # what the phone had played of it when told to stop
+    assert blocked.audio_end_ms <= heard_then + CHUNK_MS, (blocked.audio_end_ms, heard_then)
+    assert blocked.leaked_ms is not None and 0 <= blocked.leaked_ms <= blocked.audio_end_ms
+    assert phone.log.clears >= 1
+    said = [r.text or "" for r in audit.records if isinstance(r, TurnRecord) and r.role == "assistant"]
+    assert any("investment advice" in t for t in said)  # the rule's utterance, spoken after the block

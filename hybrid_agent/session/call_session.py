@@ -411,6 +411,12 @@ class CallSession:
             return self.speech.timer_fired(name, now_ms) or []
         return []
 
+    def set_playback(self, heard_ms: Callable[[str], float | None]) -> None:
+        """The transport owns playback and knows what the caller heard of each item (Twilio marks):
+        the speech gate's leaked milliseconds and its truncates use that, not the audio sent."""
+        if self.speech is not None:
+            self.speech.heard_ms = heard_ms
+
     def feed_transfer(self, status: str, now_ms: float) -> list[Action]:
         """The transport transferred the escalated call to a person (or could not): for the audit."""
         return [self._gate_action("call_transferred", now_ms, status=status[:64])]

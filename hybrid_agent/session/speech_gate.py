@@ -116,6 +116,8 @@ class SpeechGate:
         self._next_seq = next_seq
         self._rel = rel
         self._typical_rate = typical_rate or rate  # the leak estimate wants the usual rate, release the fastest
+        #: where the transport owns playback (Twilio marks): ms of an item the caller has heard, else None
+        self.heard_ms: Callable[[str], float | None] | None = None
         self.items: dict[str, _Item] = {}
         self._checks = 0
         self._in_flight: dict[int, str] = {}  # check id -> item id
@@ -340,24 +342,30 @@ class SpeechGate:
         item.text_q.clear()
         item.audio_q.clear()
         item.held_bytes = 0
+        # what reached the caller: all audio sent to a client that buffers it; what the marks
+        # confirmed played where the bridge owns playback (the rest is cleared)
+        reached = item.sent_audio_ms
+        heard = self.heard_ms(item.item_id) if self.heard_ms is not None else None
+        if heard is not None:
+            reached = min(reached, heard)
         leaked = 0.0
         if self.mode == "monitor":
             start_ms = item.approved / max(self._typical_rate(), 1e-6)
-            leaked = max(0.0, item.sent_audio_ms - start_ms)
+            leaked = max(0.0, reached - start_ms)
         held = None
         if item.first_audio_ms is not None:
             held = (item.first_release_ms if item.first_release_ms is not None else now_ms) - item.first_audio_ms
         out: list[Action] = [
             Audit(self._action("speech_blocked", now_ms, item, rule_id=rule_id, effect=effect,
                                held_ms=None if held is None or self.mode != "hold" else round(held, 1),
-                               leaked_ms=round(leaked, 1), audio_end_ms=round(item.sent_audio_ms, 1))),
+                               leaked_ms=round(leaked, 1), audio_end_ms=round(reached, 1))),
         ]
         rid = item.response_id or ""
         if rid not in self._finished and rid not in self._held_done:  # still generating: stop it
             out.append(SendUpstream({"type": "response.cancel", "event_id": f"event_bridge_cancel_{self.blocks}"}))
         if item.audio_ms > 0:  # the model's memory of the answer ends where the caller's did
             out.append(SendUpstream({"type": "conversation.item.truncate", "event_id": f"event_bridge_truncate_{self.blocks}",
-                                     "item_id": item.item_id, "content_index": 0, "audio_end_ms": int(item.sent_audio_ms)}))
+                                     "item_id": item.item_id, "content_index": 0, "audio_end_ms": int(reached)}))
         out.extend(SendClient(self._cut(e, item)) for e, _ in item.tail_q)
         item.tail_q.clear()
         out.append(Audit(self._action("fallback_spoken", now_ms, item, rule_id=rule_id, text=utterance, redacted=True)))

@@ -76,6 +76,9 @@ class CallRunner:
         escalations: EscalationSink | None = None,
     ) -> None:
         self.session = session
+        played = getattr(client, "played_ms", None)  # a transport that owns playback (Twilio marks)
+        if callable(played):
+            session.set_playback(played)
         self.escalations = escalations  # the escalation webhook's notifier (server/escalation.py), if configured
         self.tools = tools  # hybrid_agent.tools.ToolRegistry of the server tools this call runs
         self.connector = connector

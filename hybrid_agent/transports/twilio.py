@@ -95,6 +95,10 @@ class TwilioClientSocket:
         for feed in out.feed:  # the bridge's own barge-in: it reaches the session as the client's events
             self._put(json.dumps(feed))
 
+    def played_ms(self, item_id: str) -> float | None:
+        """Ms of ``item_id`` Twilio confirmed played (marks); None for an item never sent here."""
+        return self.stream.played_ms(item_id) if item_id in self.stream.items else None
+
     def escalate(self, done: Any) -> None:
         """A rule escalated: once the utterance has played, hand the call to a person (when configured)."""
         if self.transfer is not None:
