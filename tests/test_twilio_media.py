@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -37,11 +39,32 @@ turns:
 """
 
 
-def phone_settings(tmp_path: Path, **kw: object) -> Settings:
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def phone_settings(tmp_path: Path, scenario_text: str = SCENARIO, *, pack: bool = False, **kw: object) -> Settings:
+    """A bridge on the simulator with Twilio configured (``pack``: the retail-banking pack)."""
     scenario = tmp_path / "phone.yaml"
-    scenario.write_text(SCENARIO)
+    scenario.write_text(scenario_text)
+    if pack:
+        kw.setdefault("policy_pack", ROOT / "policies" / "retail-banking")
     return Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,  # type: ignore[arg-type]
                     twilio_auth_token="twilio-test-auth-token", public_url="http://127.0.0.1", **kw)
+
+
+@contextlib.asynccontextmanager
+async def phone_call(settings: Settings, *, speed: float = 1.0) -> AsyncIterator[tuple[PhoneCaller, MemoryAuditSink]]:
+    """A bridge, and a phone connected to its media stream with a valid token; hung up at the end."""
+    tokens = stream_tokens_for(settings)
+    assert tokens is not None
+    audit = MemoryAuditSink()
+    async with BridgeServer(settings, audit=audit) as bridge:
+        async with ws_connect(media_url(bridge)) as ws:
+            phone = PhoneCaller(media_url(bridge), tokens.issue(CALL_SID), call_sid=CALL_SID, speed=speed)
+            await phone.open(ws)
+            yield phone, audit
+            await phone.hang_up()
+            await asyncio.sleep(0.3)
 
 
 def media_url(bridge: BridgeServer) -> str:
@@ -49,23 +72,14 @@ def media_url(bridge: BridgeServer) -> str:
 
 
 async def test_a_phone_call_gets_media_and_marks_and_a_barge_in_truncates_at_the_marked_audio(tmp_path: Path) -> None:
-    settings = phone_settings(tmp_path)
-    tokens = stream_tokens_for(settings)
-    assert tokens is not None
-    audit = MemoryAuditSink()
-    async with BridgeServer(settings, audit=audit) as bridge:
-        async with ws_connect(media_url(bridge)) as ws:
-            phone = PhoneCaller(media_url(bridge), tokens.issue(CALL_SID), call_sid=CALL_SID)
-            await phone.open(ws)
-            await phone.listen_until_quiet(quiet_s=0.6)  # the greeting: the agent speaks first on the phone
-            greeting_ms = phone.log.heard_ms
-            await phone.say(900)  # "Tell me about your savings accounts."
-            await phone.listen(1.2)  # part of the long answer plays...
-            heard_before = phone.log.heard_ms
-            await phone.say(600)  # ...and the caller talks over it
-            await phone.listen_until_quiet(quiet_s=0.8)
-            await phone.hang_up()
-            await asyncio.sleep(0.3)
+    async with phone_call(phone_settings(tmp_path)) as (phone, audit):
+        await phone.listen_until_quiet(quiet_s=0.6)  # the greeting: the agent speaks first on the phone
+        greeting_ms = phone.log.heard_ms
+        await phone.say(900)  # "Tell me about your savings accounts."
+        await phone.listen(1.2)  # part of the long answer plays...
+        heard_before = phone.log.heard_ms
+        await phone.say(600)  # ...and the caller talks over it
+        await phone.listen_until_quiet(quiet_s=0.8)
     kinds = [m["event"] for m in phone.log.received]
     assert greeting_ms > 0 and "media" in kinds and "mark" in kinds
     assert all(m.get("streamSid") == phone.stream_sid for m in phone.log.received)
@@ -106,23 +120,14 @@ async def test_a_media_stream_without_a_valid_token_for_its_call_is_refused(tmp_
 
 
 async def test_bad_messages_are_ignored_and_a_stop_mid_answer_ends_the_call_cleanly(tmp_path: Path) -> None:
-    settings = phone_settings(tmp_path)
-    tokens = stream_tokens_for(settings)
-    assert tokens is not None
-    audit = MemoryAuditSink()
-    async with BridgeServer(settings, audit=audit) as bridge:
-        async with ws_connect(media_url(bridge)) as ws:
-            phone = PhoneCaller(media_url(bridge), tokens.issue(CALL_SID), call_sid=CALL_SID)
-            await phone.open(ws)
-            for bad in ['{"event": "bogus"}', "not json", '{"event": "media", "media": {"payload": "%%%"}}',
-                        '{"event": "media", "streamSid": "MZ-other", "media": {"payload": "AAAA"}}',
-                        '{"event": "mark", "mark": {"name": "never-sent"}}', '{"no": "event"}']:
-                await ws.send(bad)
-            await ws.send(b"\x00\x01")
-            await phone.say(900)
-            await phone.listen(0.8)  # the answer is playing
-            await phone.hang_up()
-            await asyncio.sleep(0.5)
+    async with phone_call(phone_settings(tmp_path)) as (phone, audit):
+        for bad in ['{"event": "bogus"}', "not json", '{"event": "media", "media": {"payload": "%%%"}}',
+                    '{"event": "media", "streamSid": "MZ-other", "media": {"payload": "AAAA"}}',
+                    '{"event": "mark", "mark": {"name": "never-sent"}}', '{"no": "event"}']:
+            await phone.ws.send(bad)
+        await phone.ws.send(b"\x00\x01")
+        await phone.say(900)
+        await phone.listen(0.8)  # the answer is playing; the hang-up comes mid-answer
     ended = [r for r in audit.records if isinstance(r, CallEnded)]
     assert [e.outcome for e in ended] == ["completed"]
     assert [r.text for r in audit.records if isinstance(r, TurnRecord) and r.role == "user"][:1] == ["Tell me about your savings accounts."]
@@ -232,31 +237,18 @@ async def test_a_keypad_captured_card_reaches_only_the_tool(tmp_path: Path, monk
         await execute(self, actions)
 
     monkeypatch.setattr(realtime_ws.CallRunner, "execute", recording)
-    scenario = tmp_path / "pay.yaml"
-    scenario.write_text(PAYMENT)
-    root = Path(__file__).resolve().parents[1]
-    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,  # type: ignore[arg-type]
-                        twilio_auth_token="twilio-test-auth-token", public_url="http://127.0.0.1",
-                        policy_pack=root / "policies" / "retail-banking", server_tools=True, gate_mode="hold")
-    tokens = stream_tokens_for(settings)
-    assert tokens is not None
-    audit = MemoryAuditSink()
-    async with BridgeServer(settings, audit=audit) as bridge:
-        async with ws_connect(media_url(bridge)) as ws:
-            phone = PhoneCaller(media_url(bridge), tokens.issue(CALL_SID), call_sid=CALL_SID, speed=2.0)
-            await phone.open(ws)
-            await phone.listen_until_quiet(quiet_s=0.6)  # the recording notice, then the greeting
-            await phone.say(900)
-            await phone.listen_until_quiet(quiet_s=1.2)  # verified
-            await phone.say(900)
-            await phone.listen_until_quiet(quiet_s=0.6)  # "Please use your phone keypad to enter your card number..."
-            await phone.say(700)  # the caller reads it out anyway, while the capture runs...
-            await phone.press(CARD + "#")
-            await phone.listen_until_quiet(quiet_s=0.6)  # "... the security code ..."
-            await phone.press(CVV + "#")
-            await phone.listen_until_quiet(quiet_s=2.0)  # the outcome (hold mode releases in bursts: wait out the gaps)
-            await phone.hang_up()
-            await asyncio.sleep(0.3)
+    settings = phone_settings(tmp_path, PAYMENT, pack=True, server_tools=True, gate_mode="hold")
+    async with phone_call(settings, speed=2.0) as (phone, audit):
+        await phone.listen_until_quiet(quiet_s=0.6)  # the recording notice, then the greeting
+        await phone.say(900)
+        await phone.listen_until_quiet(quiet_s=1.2)  # verified
+        await phone.say(900)
+        await phone.listen_until_quiet(quiet_s=0.6)  # "Please use your phone keypad to enter your card number..."
+        await phone.say(700)  # the caller reads it out anyway, while the capture runs...
+        await phone.press(CARD + "#")
+        await phone.listen_until_quiet(quiet_s=0.6)  # "... the security code ..."
+        await phone.press(CVV + "#")
+        await phone.listen_until_quiet(quiet_s=2.0)  # the outcome (hold mode releases in bursts: wait out the gaps)
     # ...and the model never heard it: its audio went upstream as silence, so no third caller turn
     users = [r.text for r in audit.records if isinstance(r, TurnRecord) and r.role == "user"]
     assert len(users) == 2, users
@@ -314,29 +306,16 @@ async def test_an_escalated_phone_call_is_transferred_to_a_person(tmp_path: Path
 
     fake = ThreadingHTTPServer(("127.0.0.1", 0), FakeTwilio)
     threading.Thread(target=fake.serve_forever, daemon=True).start()
-    scenario = tmp_path / "complaint.yaml"
-    scenario.write_text(ESCALATE)
-    root = Path(__file__).resolve().parents[1]
-    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,  # type: ignore[arg-type]
-                        twilio_auth_token="twilio-test-auth-token", public_url="http://127.0.0.1",
-                        policy_pack=root / "policies" / "retail-banking", gate_mode="hold",
-                        twilio_transfer_number="+441632960999", twilio_api_base=f"http://127.0.0.1:{fake.server_port}")
-    tokens = stream_tokens_for(settings)
-    assert tokens is not None
-    audit = MemoryAuditSink()
+    settings = phone_settings(tmp_path, ESCALATE, pack=True, gate_mode="hold", twilio_transfer_number="+441632960999",
+                              twilio_api_base=f"http://127.0.0.1:{fake.server_port}")
     try:
-        async with BridgeServer(settings, audit=audit) as bridge:
-            async with ws_connect(media_url(bridge)) as ws:
-                phone = PhoneCaller(media_url(bridge), tokens.issue(CALL_SID), call_sid=CALL_SID, speed=2.0)
-                await phone.open(ws)
-                await phone.listen_until_quiet(quiet_s=0.6)
-                await phone.say(900)
-                for _ in range(60):  # the answer, the escalation utterance, then the transfer
-                    await phone.listen(0.2)
-                    if requests:
-                        break
-                await phone.hang_up()
-                await asyncio.sleep(0.3)
+        async with phone_call(settings, speed=2.0) as (phone, audit):
+            await phone.listen_until_quiet(quiet_s=0.6)
+            await phone.say(900)
+            for _ in range(60):  # the answer, the escalation utterance, then the transfer
+                await phone.listen(0.2)
+                if requests:
+                    break
     finally:
         fake.shutdown()
     [(path, form, auth)] = requests
@@ -364,25 +343,11 @@ turns:
 
 
 async def test_monitor_mode_on_the_phone_counts_what_the_marks_confirmed(tmp_path: Path) -> None:
-    scenario = tmp_path / "advice.yaml"
-    scenario.write_text(ADVICE)
-    root = Path(__file__).resolve().parents[1]
-    settings = Settings(upstream="sim", host="127.0.0.1", port=0, bridge_tokens=["t"], sim_scenario=scenario,  # type: ignore[arg-type]
-                        twilio_auth_token="twilio-test-auth-token", public_url="http://127.0.0.1",
-                        policy_pack=root / "policies" / "retail-banking", gate_mode="monitor")
-    tokens = stream_tokens_for(settings)
-    assert tokens is not None
-    audit = MemoryAuditSink()
-    async with BridgeServer(settings, audit=audit) as bridge:
-        async with ws_connect(media_url(bridge)) as ws:
-            phone = PhoneCaller(media_url(bridge), tokens.issue(CALL_SID), call_sid=CALL_SID)
-            await phone.open(ws)
-            await phone.listen_until_quiet(quiet_s=0.6)
-            opening_ms = phone.log.heard_ms
-            await phone.say(900)
-            await phone.listen_until_quiet(quiet_s=2.0)
-            await phone.hang_up()
-            await asyncio.sleep(0.3)
+    async with phone_call(phone_settings(tmp_path, ADVICE, pack=True, gate_mode="monitor")) as (phone, audit):
+        await phone.listen_until_quiet(quiet_s=0.6)
+        opening_ms = phone.log.heard_ms
+        await phone.say(900)
+        await phone.listen_until_quiet(quiet_s=2.0)
     [blocked] = [r for r in audit.records if isinstance(r, GateActionRecord) and r.action == "speech_blocked"]
     assert blocked.rule_id and blocked.rule_id.startswith("banking.speech.no_investment_advice")
     # what reached the caller is what the marks confirmed, not everything sent: the model generates 4x
