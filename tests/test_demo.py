@@ -19,7 +19,7 @@ from hybrid_agent.settings import Settings
 #: the date of birth as the caller and the tool call wrote it
 PLANTED = [
     re.compile(r"4111\D{0,3}1111\D{0,3}1111\D{0,3}1111"),
-    re.compile(r"246810|two four six eight one zero"),
+    re.compile(r"(?<!\w)246810(?!\w)|two four six eight one zero"),  # not inside a hex digest or an id
     re.compile(r"1980-03-03|third of march nineteen eighty", re.IGNORECASE),
 ]
 
@@ -87,6 +87,7 @@ async def test_demo_twilio_phone_call(tmp_path: Path, monkeypatch: pytest.Monkey
                 for row in conn.execute(text(f'SELECT * FROM "{table}"')):
                     for value in row:
                         if isinstance(value, str):
-                            assert not re.search(r"(?<!\d)(?:4111111111111111|737)(?!\d)", value), (table, value[:200])
+                            # the number itself, not digits inside a hash or an id
+                            assert not re.search(r"(?<!\w)(?:4111111111111111|737)(?!\w)", value), (table, value[:200])
     finally:
         engine.dispose()

@@ -267,7 +267,7 @@ async def test_a_keypad_captured_card_reaches_only_the_tool(tmp_path: Path, monk
     non_audio = [f for f in upstream if json.loads(f).get("type") != "input_audio_buffer.append"]
     texts = [v for r in audit.records for v in dataclasses.asdict(r).values() if isinstance(v, str)]
     for digits in (CARD, CVV):
-        alone = re.compile(rf"(?<!\d){digits}(?!\d)")  # the number itself, not digits inside another one
+        alone = re.compile(rf"(?<!\w){digits}(?!\w)")  # the number itself, not digits inside an id or a digest
         assert not [f for f in non_audio if alone.search(f)], digits  # no upstream event (items, instructions, outputs)
         assert not [t for t in texts if alone.search(t)], digits  # no audit text (transcripts, tool calls, results, gate actions)
         assert not alone.search(caplog.text), digits  # no log line at any level
