@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     server_tools: bool = Field(
         default=False,
         description="Run the pack's tools in the bridge (its demo backend for the shipped packs), invisible to clients. "
-        "Preview: off by default until the demo and the compatibility suite run with it.",
+        "Off by default: the shipped packs' backends are DEMO data, not real systems (make demo and make compat turn it on).",
     )
     gate_mode: str | None = Field(
         default=None, description="off | observe (record decisions) | monitor | hold; default: the pack's gate.mode"

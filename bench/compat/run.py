@@ -323,6 +323,20 @@ def client_ran(res: Result, summary: dict[str, Any] | None, rc: int, log_path: P
     return True
 
 
+def audit_call_clean(res: Result, call: dict[str, Any], shown: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The audit checks every call shares: no upstream error or refusal, completed, no errors; its
+    events and the bad ones among them."""
+    events = shown.get("events") or []
+    # call_events also hold bridge facts (source "bridge": a model mapped, a session.update field
+    # rewritten); only upstream errors and refusals are failures
+    bad = [e for e in events if e.get("refused") or e.get("source") != "bridge"]
+    res.check("audit: no upstream error or refusal", not bad and not shown.get("config_refused"),
+              f"config_refused={shown.get('config_refused')} events={json.dumps(bad)[:1500]}")
+    res.check("audit: call completed", call.get("outcome") == "completed", f"outcome={call.get('outcome')}")
+    res.check("audit: errors count is 0", call.get("errors") == 0, f"errors={call.get('errors')}")
+    return events, bad
+
+
 def check_client(res: Result, summary: dict[str, Any] | None, rc: int, log_path: Path) -> None:
     if not client_ran(res, summary, rc, log_path, "client ran to the end") or summary is None:
         return
@@ -360,14 +374,7 @@ def check_audit(res: Result, call: dict[str, Any] | None, shown: dict[str, Any] 
               any(TOOL_OUTPUT_MARKER in str((t.get("result") or {}).get("output")) for t in tools),
               json.dumps([{"name": t.get("name"), "arguments": t.get("arguments"), "result": t.get("result")}
                           for t in tools])[:400])
-    events = shown.get("events") or []
-    # call_events also hold bridge facts (source "bridge": a model mapped, a session.update field
-    # rewritten); only upstream errors and refusals are failures
-    bad = [e for e in events if e.get("refused") or e.get("source") != "bridge"]
-    res.check("audit: no upstream error or refusal", not bad and not shown.get("config_refused"),
-              f"config_refused={shown.get('config_refused')} events={json.dumps(bad)[:1500]}")
-    res.check("audit: call completed", call.get("outcome") == "completed", f"outcome={call.get('outcome')}")
-    res.check("audit: errors count is 0", call.get("errors") == 0, f"errors={call.get('errors')}")
+    events, bad = audit_call_clean(res, call, shown)
     configured = [e for e in events if e.get("kind") == "session_configured"]
     res.check("audit: the accepted configuration has the client's instructions and tool",
               any("instructions sha256:" in (e.get("message") or "") and TOOL_NAME in (e.get("message") or "") for e in configured),
@@ -449,12 +456,7 @@ def check_audit_hold(res: Result, call: dict[str, Any] | None, shown: dict[str, 
     res.check("audit: no truncate_clamped (no barge-in scripted)", not clamped, json.dumps(clamped)[:800])
     res.check("audit: no speech blocked", not shown.get("blocked"),
               json.dumps([a for a in actions if a.get("action") == "speech_blocked"])[:800])
-    events = shown.get("events") or []
-    bad = [e for e in events if e.get("refused") or e.get("source") != "bridge"]
-    res.check("audit: no upstream error or refusal", not bad and not shown.get("config_refused"),
-              f"config_refused={shown.get('config_refused')} events={json.dumps(bad)[:1500]}")
-    res.check("audit: call completed", call.get("outcome") == "completed", f"outcome={call.get('outcome')}")
-    res.check("audit: errors count is 0", call.get("errors") == 0, f"errors={call.get('errors')}")
+    events, bad = audit_call_clean(res, call, shown)
     configured = [str(e.get("message") or "") for e in events if e.get("kind") == "session_configured"]
     res.check("audit: the accepted configuration has the client's tool", any(CLIENT_TOOL in m for m in configured),
               "; ".join(configured)[:600])

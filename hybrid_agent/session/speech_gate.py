@@ -39,12 +39,12 @@ from hybrid_agent.policy.schema import PolicyInput
 from hybrid_agent.policy.speech import SpeechCheck, SpeechVerdict
 from hybrid_agent.protocol.audio import b64_decoded_len, duration_ms
 from hybrid_agent.session.actions import Action, Audit, CheckSpeech, SendClient, SendUpstream, StartTimer
+from hybrid_agent.session.bridge_turns import SAY_EXACTLY, say_exactly  # noqa: F401 (SAY_EXACTLY: re-exported)
 
 SpeechMode = Literal["monitor", "hold"]
 
 #: margin on the fastest speaking rate seen, so held audio never runs ahead of approved text
 RATE_MARGIN = 1.5
-SAY_EXACTLY = "Say exactly this, word for word, and nothing else: "
 #: an item's transcript the gate keeps (longer answers are checked on the newest part)
 MAX_ITEM_TEXT = 20_000
 #: event bytes an item may hold per ms of ``max_hold_ms`` (base64 PCM16 at 24 kHz is 64 a ms, plus framing)
@@ -213,8 +213,7 @@ class SpeechGate:
         return out
 
     def _fallback(self, utterance: str) -> SendUpstream:
-        return SendUpstream({"type": "response.create", "event_id": f"event_bridge_fallback_{self.blocks}",
-                             "response": {"instructions": SAY_EXACTLY + utterance}})
+        return SendUpstream(say_exactly(f"event_bridge_fallback_{self.blocks}", utterance))
 
     def sent_audio_ms(self, item_id: str) -> float | None:
         """Audio of an assistant item the caller was sent (``None``: not an item this gate saw)."""

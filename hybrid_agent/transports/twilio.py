@@ -104,9 +104,6 @@ class TwilioClientSocket:
         if self.transfer is not None:
             self.transfer.start(self.stream.start.call_sid, self.stream.start.account_sid, self.stream.quiet, done)
 
-    async def send_json(self, data: Any) -> None:
-        await self.send_text(json.dumps(data))
-
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self._reader is not None:
             self._reader.cancel()
