@@ -1,124 +1,211 @@
-"""Relay benchmark: the bridge's cost next to talking to the simulator directly, in one run.
+"""``hybrid-agent bench relay``: one workload direct, through a bare relay (the floor) and through the bridge.
 
-Both paths use the same openai-SDK client and the same simulator (audio pacing off,
-so the simulator sends as fast as it can).  Reported side by side with ratios:
+The workload (``bench/loadgen.py``): N paced calls at once, each a caller sending a 20 ms frame every
+20 ms and the simulator answering every utterance in real time.  The same workload, in the same run,
+goes to the simulator directly, through ``bench/bare_relay.py`` and through ``hybrid-agent serve``
+without a pack and with the retail-banking pack in observe, monitor and hold mode (one fresh
+process each, pinned to core 0; the load and the simulator on the other cores).
 
-- round trip of ``session.update`` -> ``session.updated`` (p50 / p99 ms);
-- a long response streamed back (events per second, audio seconds per wall second);
-- caller audio in (``input_audio_buffer.append`` frames of 20 ms per second until the
-  simulator's VAD reports ``speech_stopped``).
+Per path: the audio events' latency (caller frames in, model audio out) p50 / p99, the latency
+the path adds to the direct one, dropped frames, the middle process's CPU-seconds per call-minute
+and its ratio to the floor's, resident memory per call; and the throughput of one unpaced call
+(model audio events per second, caller frames per second) as a ratio to direct.
 
-    .venv/bin/python -m bench.relay [--rounds 200]
+    hybrid-agent bench relay [--calls 10] [--seconds 30] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
-import statistics
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from openai import AsyncOpenAI
-from pydantic import SecretStr
+from websockets.asyncio.client import connect as ws_connect
 
-from hybrid_agent.server.runner import BridgeServer
-from hybrid_agent.settings import Settings
+from bench import report
+from bench.loadgen import LoadResult, StampedSimulator, frames_b64, paced_scenario_yaml, pct, run_load
+from bench.middle import Middle, direct_headers, pin_load_process, start_bare_relay, start_bridge, stop, workdir
 from hybrid_agent.simulator.scenario import parse_scenario
-from hybrid_agent.simulator.server import RealtimeSimulator
-from hybrid_agent.simulator.synth import silence, speech
 
-LONG_REPLY = " ".join(["word"] * 600)  # ~4 minutes of synthetic audio
-SCENARIO = parse_scenario(
-    f"""
-name: bench
-transcription_delay_ms: 0
-audio: {{words_per_minute: 150, speed: 0, chunk_ms: 100}}
-greeting: "{LONG_REPLY}"
-""",
-    "bench",
-)
-TOKEN = "bench-token"
+PATHS = ("direct", "bare relay", "bridge", "bridge observe", "bridge monitor", "bridge hold")
+#: measured on request only: the same bridge on a bare websockets server (bench/native_ws.py)
+EXTRA_PATHS = ("bridge native", "bridge native observe")
+BURST_REPLY = " ".join(["Your payment went through today."] * 3)  # 15 words, 6 s at 150 wpm: 60 deltas
+BURST_REPLY_DELTAS = 60
+BURST_FRAMES = 2000
+BURST_DELTAS = 1800  # 30 answers
 
 
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+@dataclass
+class BridgeOptions:
+    """How the bridge paths' ``serve`` is started: extra arguments, environment, another checkout."""
+
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    src: str | None = None
 
 
-async def measure(client: AsyncOpenAI, rounds: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    async with client.realtime.connect(model="gpt-realtime") as conn:
-        await conn.recv_bytes()  # session.created
-        rtts = []
-        for i in range(rounds):
-            t0 = time.perf_counter()
-            await conn.send({"type": "session.update", "session": {"type": "realtime", "instructions": f"r{i}"}})
-            while json.loads(await conn.recv_bytes())["type"] != "session.updated":
-                pass
-            rtts.append((time.perf_counter() - t0) * 1000)
-        out["rtt_p50_ms"] = statistics.median(rtts)
-        out["rtt_p99_ms"] = pct(rtts, 0.99)
+async def start_path(path: str, sim: StampedSimulator, wd: str, opts: BridgeOptions) -> Middle | None:
+    if path == "direct":
+        return None
+    if path == "bare relay":
+        return await start_bare_relay(sim.ws_url, wd)
+    words = path.split()
+    native = "native" in words
+    mode = words[-1] if words[-1] in ("observe", "monitor", "hold") else None
+    return await start_bridge(sim.ws_url, mode, wd, args=opts.args, extra_env=opts.env, src=opts.src, native=native)
 
-        t0 = time.perf_counter()
-        await conn.send({"type": "response.create"})
-        events = 0
-        audio_bytes = 0
-        while True:
-            ev = json.loads(await conn.recv_bytes())
-            events += 1
-            if ev["type"] == "response.output_audio.delta":
-                audio_bytes += len(base64.b64decode(ev["delta"]))
-            if ev["type"] == "response.done":
-                break
-        wall = time.perf_counter() - t0
-        out["stream_events_per_s"] = events / wall
-        out["stream_audio_x_realtime"] = (audio_bytes / 48000) / wall
 
-        frames = [base64.b64encode(c).decode() for c in _chunks(speech(3000) + silence(1000), 960)]
-        t0 = time.perf_counter()
+def endpoint(middle: Middle | None, sim: StampedSimulator) -> tuple[str, dict[str, str]]:
+    if middle is None:
+        return f"{sim.ws_url}/realtime?model=gpt-realtime", direct_headers(sim)
+    return middle.url, middle.headers
+
+
+async def burst(url: str, headers: dict[str, str], sim: StampedSimulator) -> dict[str, float]:
+    """One unpaced call: answers back to back as fast as the path carries them, then caller frames as fast
+    as it takes them.  Each answer is 6 s of audio, under hold mode's ``max_hold_ms`` (an answer arriving
+    faster than real time is held whole until its text is checked), so every mode carries it."""
+    out: dict[str, float] = {}
+    async with ws_connect(url, additional_headers=headers, compression=None, max_size=2**24) as ws:
+        await ws.send('{"type":"session.update","session":{"type":"realtime","audio":{"input":{"turn_detection":null}}}}')
+        deltas, responses = 0, 0
+        t0 = time.monotonic()
+        await ws.send('{"type":"response.create"}')
+        while deltas < BURST_DELTAS and responses < 4 * BURST_DELTAS // BURST_REPLY_DELTAS:
+            message = await asyncio.wait_for(ws.recv(), 30)
+            head = message[:200]
+            if '"response.output_audio.delta"' in head:
+                deltas += 1
+            elif '"response.done"' in head:
+                responses += 1
+                if deltas < BURST_DELTAS:
+                    await ws.send('{"type":"response.create"}')
+        out["events_per_s"] = deltas / (time.monotonic() - t0)
+        frames = frames_b64(BURST_FRAMES * 20, False)
+        sim.reset()
+        t0 = time.monotonic()
         for f in frames:
-            await conn.send({"type": "input_audio_buffer.append", "audio": f})
-        while json.loads(await conn.recv_bytes())["type"] != "input_audio_buffer.speech_stopped":
-            pass
-        out["append_frames_per_s"] = len(frames) / (time.perf_counter() - t0)
+            await ws.send(f'{{"type":"input_audio_buffer.append","audio":"{f}"}}')
+        while sim.appends < len(frames) and time.monotonic() - t0 < 60:
+            await asyncio.sleep(0.002)
+        out["frames_per_s"] = sim.appends / (time.monotonic() - t0)
     return out
 
 
-def _chunks(data: bytes, n: int) -> list[bytes]:
-    return [data[i : i + n] for i in range(0, len(data), n)]
+async def measure_path(path: str, sim: StampedSimulator, fast_scenario: Any, wd: str, calls: int, seconds: float,
+                       opts: BridgeOptions) -> dict[str, Any]:
+    middle = await start_path(path, sim, wd, opts)
+    try:
+        url, headers = endpoint(middle, sim)
+        await run_load(sim, url, headers, 1, 3.0)  # warm-up: imports, first connections, the gate's analyzer
+        cpu0 = middle.cpu() if middle else 0.0
+        rss0 = middle.rss_kb() if middle else 0
+        peak = [rss0]
+
+        async def sample() -> None:
+            while middle is not None:
+                peak[0] = max(peak[0], middle.rss_kb())
+                await asyncio.sleep(0.5)
+
+        sampler = asyncio.create_task(sample())
+        result = await run_load(sim, url, headers, calls, seconds)
+        sampler.cancel()
+        cpu = (middle.cpu() - cpu0) if middle else 0.0
+        paced = sim.scenario
+        sim.scenario = fast_scenario  # the burst's call gets the unpaced answer
+        try:
+            thr = await burst(url, headers, sim)
+        finally:
+            sim.scenario = paced
+    finally:
+        if middle is not None:
+            await stop(middle)
+    return summarize(path, result, cpu, (peak[0] - rss0) / max(1, calls), thr)
 
 
-async def main(rounds: int) -> None:
-    import tempfile
+def summarize(path: str, r: LoadResult, cpu_s: float, kb_per_call: float, thr: dict[str, float]) -> dict[str, Any]:
+    lat = r.audio_ms
+    return {
+        "path": path,
+        "calls": r.calls,
+        "call_minutes": round(r.call_minutes, 3),
+        "p50_ms": pct(lat, 0.50), "p99_ms": pct(lat, 0.99),
+        "up_p50_ms": pct(r.up_ms, 0.50), "up_p99_ms": pct(r.up_ms, 0.99),
+        "down_p50_ms": pct(r.down_ms, 0.50), "down_p99_ms": pct(r.down_ms, 0.99),
+        "frames_sent": r.frames_sent, "frames_received": r.frames_received,
+        "deltas_sent": r.deltas_sent, "deltas_received": r.deltas_received,
+        "dropped": r.dropped_frames, "errors": r.errors[:5],
+        "cpu_s": round(cpu_s, 3),
+        "cpu_s_per_call_minute": cpu_s / r.call_minutes if r.call_minutes else float("nan"),
+        "kb_per_call": round(kb_per_call, 1),
+        "burst_events_per_s": thr["events_per_s"], "burst_frames_per_s": thr["frames_per_s"],
+    }
 
-    from hybrid_agent.audit.store import upgrade
 
-    tmp = tempfile.TemporaryDirectory()
-    db = f"sqlite:///{tmp.name}/relay_audit.db"
-    upgrade(db)  # the bridge records every turn to a real audit database, as in production
-    async with RealtimeSimulator(SCENARIO) as sim:
-        direct_client = AsyncOpenAI(api_key="x", base_url=sim.base_url)
-        direct = await measure(direct_client, rounds)
-        await direct_client.close()
-        settings = Settings(
-            upstream=sim.ws_url, host="127.0.0.1", port=0, bridge_tokens=[SecretStr(TOKEN)], openai_api_key=SecretStr("x"),
-            database_url=db, pseudonym_key=SecretStr("relay-bench-pseudonym-key"), audit_spool=f"{tmp.name}/relay.spool",
-        )
-        async with BridgeServer(settings) as bridge:
-            bridged_client = AsyncOpenAI(api_key=TOKEN, websocket_base_url=bridge.ws_base_url)
-            bridged = await measure(bridged_client, rounds)
-            await bridged_client.close()
-    tmp.cleanup()
-    print(f"{'metric':<26}{'direct':>12}{'via bridge':>12}{'ratio':>8}")
-    for key in direct:
-        ratio = bridged[key] / direct[key] if direct[key] else float("nan")
-        print(f"{key:<26}{direct[key]:>12.2f}{bridged[key]:>12.2f}{ratio:>8.2f}")
+def figures(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    direct, floor = rows["direct"], rows.get("bare relay")
+    for row in rows.values():
+        row["added_p50_ms"] = row["p50_ms"] - direct["p50_ms"]
+        row["added_p99_ms"] = row["p99_ms"] - direct["p99_ms"]
+        row["throughput_ratio"] = min(row["burst_events_per_s"] / direct["burst_events_per_s"],
+                                      row["burst_frames_per_s"] / direct["burst_frames_per_s"])
+        if floor is not None and floor["cpu_s_per_call_minute"]:
+            row["cpu_ratio_vs_floor"] = row["cpu_s_per_call_minute"] / floor["cpu_s_per_call_minute"]
+    head = rows.get("bridge observe") or rows.get("bridge") or next(iter(rows.values()))
+    return {
+        "direct_p50_ms": direct["p50_ms"], "direct_p99_ms": direct["p99_ms"],
+        "bridge_p50_ms": head["p50_ms"], "bridge_p99_ms": head["p99_ms"],
+        "added_p99_ms": head["added_p99_ms"], "throughput_ratio": head["throughput_ratio"],
+        "cpu_ratio_vs_floor": head.get("cpu_ratio_vs_floor", float("nan")),
+        "bridge_path": head["path"],
+        "paths": list(rows.values()),
+    }
+
+
+def markdown(fig: dict[str, Any], calls: int, seconds: float) -> str:
+    cols = ["path", "p50 ms", "p99 ms", "added p50", "added p99", "up p99", "down p99", "dropped", "CPU s/call-min",
+            "x floor", "KB/call", "throughput x direct"]
+    rows = [[r["path"], r["p50_ms"], r["p99_ms"], r["added_p50_ms"], r["added_p99_ms"], r["up_p99_ms"], r["down_p99_ms"],
+             r["dropped"],
+             r["cpu_s_per_call_minute"], r.get("cpu_ratio_vs_floor", float("nan")), r["kb_per_call"],
+             r["throughput_ratio"]] for r in fig["paths"]]
+    return (f"relay: {calls} paced calls x {seconds:g} s per path (20 ms caller frames, real-time 100 ms answers)\n\n"
+            + report.table(cols, rows))
+
+
+async def run(calls: int, seconds: float, paths: tuple[str, ...] = PATHS,
+              opts: BridgeOptions | None = None) -> dict[str, Any]:
+    pin_load_process()
+    fast = parse_scenario(paced_scenario_yaml(0.0, BURST_REPLY), "burst")
+    rows: dict[str, dict[str, Any]] = {}
+    with workdir() as wd:
+        async with StampedSimulator() as sim:
+            for path in ("direct", *[p for p in paths if p != "direct"]):
+                rows[path] = await measure_path(path, sim, fast, wd, calls, seconds, opts or BridgeOptions())
+    return figures(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hybrid-agent bench relay", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--paths", default=",".join(PATHS), help="comma separated, of: " + ", ".join(PATHS + EXTRA_PATHS))
+    parser.add_argument("--bridge-src", help="run the bridge from another checkout (a before/after run of a change)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    paths = tuple(p.strip() for p in args.paths.split(",") if p.strip())
+    unknown = [p for p in paths if p not in PATHS + EXTRA_PATHS]
+    if unknown:
+        parser.error(f"unknown path {unknown[0]!r}")
+    fig = asyncio.run(run(args.calls, args.seconds, paths, BridgeOptions(src=args.bridge_src)))
+    fig["bridge_src"] = args.bridge_src
+    report.write("relay", {"calls": args.calls, "seconds": args.seconds, **fig}, markdown(fig, args.calls, args.seconds),
+                 as_json=args.json)
+    return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=200)
-    asyncio.run(main(parser.parse_args().rounds))
+    raise SystemExit(main())

@@ -28,6 +28,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from hybrid_agent.protocol.events import new_id
 from hybrid_agent.simulator.scenario import Scenario, default_scenario
 from hybrid_agent.simulator.session import SimSession, SimulatorValidationError
 
@@ -199,6 +200,19 @@ class RealtimeSimulator:
         while self._emitted_bytes > EMITTED_MAX_BYTES and len(self.emitted) > 1:
             self.emitted.popleft()
             self._emitted_bytes -= self._emitted_sizes.popleft()
+
+    # hooks for measurement (bench/loadgen.py stamps event ids with the send time) -------------------
+
+    def new_event_id(self) -> str:
+        """The ``event_id`` of the next server event that has none (the real service's shape)."""
+        return new_id("event")
+
+    def client_event_received(self, event: dict) -> None:
+        """Called with each client event as parsed, before it is validated and handled."""
+
+    def output_audio(self, chunk: bytes) -> bytes:
+        """Each output audio chunk as synthesized (in the session's output format); what it returns is sent."""
+        return chunk
 
     def add_validation_error(self, err: SimulatorValidationError) -> None:
         if len(self.validation_errors) < VALIDATION_ERRORS_LIMIT:

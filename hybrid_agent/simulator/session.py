@@ -219,7 +219,7 @@ class SimSession:
         if self.closed:
             raise _Closed
         if "event_id" not in event:
-            event = {"event_id": new_id("event"), **event}
+            event = {"event_id": self.sim.new_event_id(), **event}
         if self.sim.validate:
             try:
                 validate_server_event(event)
@@ -316,6 +316,8 @@ class SimSession:
         except (ValueError, RecursionError):
             await self.error("We could not parse the JSON body of your request.", code="invalid_json")
             return
+        if isinstance(event, dict):
+            self.sim.client_event_received(event)
         event_id = event.get("event_id") if isinstance(event, dict) and isinstance(event.get("event_id"), str) else None
         try:
             if isinstance(event, dict) and event.get("type") == "session.update":
@@ -870,7 +872,7 @@ class SimSession:
                     break
             if resp.cancel_reason is not None:
                 break
-            chunk = synth.speech(chunk_ms, out_fmt)
+            chunk = self.sim.output_audio(synth.speech(chunk_ms, out_fmt))
             sent_ms += chunk_ms
             info.audio_ms = sent_ms
             resp.deltas += 1
