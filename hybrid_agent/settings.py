@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     # bridge server
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    reuse_port: bool = Field(
+        default=False,
+        description="Listen with SO_REUSEPORT (HYBRID_AGENT_REUSE_PORT): set by serve --workers for each worker "
+        "process, so several share one port.",
+    )
+    worker_index: int | None = Field(default=None, ge=0, description="Which worker of serve --workers this process is.")
     bridge_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Tokens clients present as 'Authorization: Bearer'; comma separated."
     )

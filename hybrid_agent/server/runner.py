@@ -75,6 +75,20 @@ def load_escalation_notifier(settings: Settings) -> EscalationNotifier | None:
         raise EscalationUnavailable(f"escalation webhook cannot be used: {exc}") from None
 
 
+def listening_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """The bridge's listening socket, with TCP_NODELAY for every connection it accepts.
+
+    asyncio turns Nagle's algorithm off only on sockets whose ``proto`` is ``IPPROTO_TCP``, and
+    ``socket.create_server`` makes them with ``proto`` 0: without this, a small event written
+    right after a large one (``response.done`` after the last audio delta) waited for the
+    caller's delayed ACK, about 40 ms.  Linux gives accepted sockets the listener's option.
+    ``reuse_port``: one of the workers of ``serve --workers`` (server/workers.py), all on one port.
+    """
+    sock = socket.create_server((host, port), reuse_port=reuse_port)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 class BridgeServer:
     """The bridge: upstream connector + ASGI app + uvicorn on a bound socket.
 
@@ -156,7 +170,7 @@ class BridgeServer:
         )
         install_log_redaction()  # uvicorn.Config just (re)configured its handlers: no frame contents in them
         self._server = uvicorn.Server(config)
-        self._sock = socket.create_server((self.settings.host, self.settings.port), reuse_port=False)
+        self._sock = listening_socket(self.settings.host, self.settings.port, self.settings.reuse_port)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
         while not self._server.started:
             if self._task.done():

@@ -44,6 +44,7 @@ from hybrid_agent.session import (
 )
 from hybrid_agent.settings import Settings
 from hybrid_agent.upstream.connector import UpstreamConnector, UpstreamError
+from hybrid_agent.upstream.link import UpstreamLink
 from hybrid_agent.upstream.models import choose_model
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class CallRunner:
         self,
         session: CallSession,
         client: WebSocket,
-        upstream: object,
+        upstream: UpstreamLink,
         audit: AuditSink,
         policy_gate: PolicyGate | None = None,
         gate_executor: concurrent.futures.Executor | None = None,
@@ -122,7 +123,7 @@ class CallRunner:
                 elif isinstance(action, SendUpstream):
                     if self.upstream_open:
                         try:
-                            await self.upstream.send_raw(action.text())  # type: ignore[attr-defined]
+                            await self.upstream.send_raw(action.text())
                         except ConnectionClosed:
                             self.upstream_open = False
                 elif isinstance(action, CloseClient):
@@ -135,7 +136,7 @@ class CallRunner:
                     if self.upstream_open:
                         self.upstream_open = False
                         with contextlib.suppress(Exception):
-                            await self.upstream.close(code=action.code, reason=action.reason)  # type: ignore[attr-defined]
+                            await self.upstream.close(code=action.code, reason=action.reason)
                     self.done.set()
                 elif isinstance(action, CheckPolicy):
                     task = asyncio.create_task(self._decide(action.check))
@@ -233,7 +234,7 @@ class CallRunner:
     async def upstream_pump(self) -> None:
         while True:
             try:
-                data = await self.upstream.recv_bytes()  # type: ignore[attr-defined]
+                data = await self.upstream.recv_bytes()
             except ConnectionClosed as exc:
                 self.upstream_open = False
                 reason = f"code {exc.rcvd.code}" if exc.rcvd else "connection lost"
@@ -287,7 +288,7 @@ class CallRunner:
             if self.upstream_open:
                 self.upstream_open = False
                 with contextlib.suppress(Exception):
-                    await self.upstream.close()  # type: ignore[attr-defined]
+                    await self.upstream.close()
             if self._checks:  # decisions still being taken land in the audit trail, after the call ended
                 await asyncio.wait(list(self._checks), timeout=10)
 
