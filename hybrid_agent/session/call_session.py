@@ -38,6 +38,7 @@ from hybrid_agent.audit.records import (
 )
 from hybrid_agent.protocol.audio import b64_decoded_len, duration_ms, silence_b64
 from hybrid_agent.protocol.events import EventValidationError, error_event, new_id, validate_client_event
+from hybrid_agent.protocol.fast_path import MIN_BLOB_CHARS, base64_len, fast_append, loads_with_blob
 from hybrid_agent.policy.gate import PolicyCheck, PolicyOutcome
 from hybrid_agent.policy.live import PolicySession
 from hybrid_agent.policy.schema import PolicyInput
@@ -459,6 +460,10 @@ class CallSession:
                 "message_too_large",
                 now_ms,
             )
+        if not self.reconnecting and not (self.keypad is not None and self.keypad.capturing):
+            relayed = self._fast_append(data)
+            if relayed is not None:
+                return relayed
         try:
             event = json.loads(data)
         except json.JSONDecodeError as exc:
@@ -466,6 +471,20 @@ class CallSession:
         except RecursionError:
             return self._refuse("Invalid JSON: nested too deeply.", "invalid_json", now_ms)
         return self.feed_client(event, now_ms, raw=data)
+
+    def _fast_append(self, data: str) -> list[Action] | None:
+        """The hot path: a plain audio frame, relayed as it came with its bytes counted from the base64
+        length (``protocol/fast_path.py``); ``None`` sends anything else down the full path, which
+        validates it against the SDK's models and answers a bad one with an ``error``."""
+        event = fast_append(data)
+        if event is None:
+            return None
+        n = base64_len(event["audio"])
+        if n is None:
+            return None
+        self.events.note_sent(event)
+        self.input_audio_ms += duration_ms(n, self.input_format)
+        return [SendUpstream(event, data)]
 
     def feed_client(self, event: Any, now_ms: float, raw: str | None = None) -> list[Action]:
         """One parsed caller event."""
@@ -594,12 +613,16 @@ class CallSession:
     def receive_upstream_frame(self, data: str | bytes, now_ms: float) -> list[Action]:
         """A raw message from the model.  Unknown event types are relayed (forward compatible)."""
         try:
-            event = json.loads(data)
-        except (ValueError, RecursionError):
+            text = data if isinstance(data, str) else data.decode()
+            # an audio delta: its long string cut out, the rest parsed (protocol/fast_path.py)
+            event = loads_with_blob(text, "delta") if len(text) >= MIN_BLOB_CHARS else None
+            if event is None:
+                event = json.loads(text)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             return [SendClient(self._error("Upstream sent a malformed event; dropped.", code="upstream_malformed", error_type="server_error"))]
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             return [SendClient(self._error("Upstream sent an event without a type; dropped.", code="upstream_malformed", error_type="server_error"))]
-        return self.feed_upstream(event, now_ms, raw=data if isinstance(data, str) else data.decode())
+        return self.feed_upstream(event, now_ms, raw=text)
 
     def feed_upstream(self, event: dict[str, Any], now_ms: float, raw: str | None = None) -> list[Action]:
         out: list[Action] = []
