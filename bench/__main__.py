@@ -1,4 +1,5 @@
-"""``make bench``: every benchmark's quick form, one after another, each printing its own side-by-side table.
+"""``make bench``: every benchmark's quick form, one after another, each writing ``bench/results/NAME.json``
+and ``NAME.md`` and printing its table (``hybrid-agent bench NAME`` runs one, at full length).
 
 The 1M-turn audit query benchmark takes minutes to build its database; run it on its own:
 ``.venv/bin/python bench/audit_bench.py queries --db URL --build-calls 100000``.
@@ -10,11 +11,12 @@ import subprocess
 import sys
 
 RUNS = [
-    ("relay: bridge vs direct", ["-m", "bench.relay", "--rounds", "200"]),
-    ("audit writer: PostgreSQL and SQLite", ["bench/audit_bench.py", "throughput", "--calls", "2000"]),
-    ("PII gate: corpus precision/recall and latency", ["-m", "bench.pii_bench"]),
-    ("policy: evaluation latency", ["-m", "bench.policy_bench"]),
-    ("gate modes: TTFA, leaks and CPU in observe / monitor / hold", ["-m", "bench.gate_bench", "--calls", "10", "--leak-calls", "3"]),
+    ("relay: direct, bare relay and the bridge, one workload", ["-m", "bench.relay", "--calls", "10", "--seconds", "10"]),
+    ("capacity: paced calls on one core", ["-m", "bench.capacity", "--steps", "10,25,50", "--seconds", "10"]),
+    ("hot path: CallSession per audio event", ["-m", "bench.hot_path"]),
+    ("peers: openai-agents and pipecat against the bridge", ["-m", "bench.peers", "--calls", "5", "--seconds", "10"]),
+    ("gates: PII, policy and gate modes", ["-m", "bench.gates", "gates", "--quick"]),
+    ("audit writer: PostgreSQL and SQLite", ["-m", "bench.gates", "audit", "--calls", "2000"]),
 ]
 
 

@@ -30,8 +30,9 @@ from bench.middle import Middle, direct_headers, pin_load_process, start_bare_re
 from hybrid_agent.simulator.scenario import parse_scenario
 
 PATHS = ("direct", "bare relay", "bridge", "bridge observe", "bridge monitor", "bridge hold")
-#: measured on request only: the same bridge on a bare websockets server (bench/native_ws.py)
-EXTRA_PATHS = ("bridge native", "bridge native observe")
+#: measured on request only: the same bridge on a bare websockets server (bench/native_ws.py, asyncio's
+#: loop), and serve on asyncio's own event loop instead of uvloop
+EXTRA_PATHS = ("bridge native", "bridge native observe", "bridge asyncio", "bridge observe asyncio")
 BURST_REPLY = " ".join(["Your payment went through today."] * 3)  # 15 words, 6 s at 150 wpm: 60 deltas
 BURST_REPLY_DELTAS = 60
 BURST_FRAMES = 2000
@@ -53,9 +54,9 @@ async def start_path(path: str, sim: StampedSimulator, wd: str, opts: BridgeOpti
     if path == "bare relay":
         return await start_bare_relay(sim.ws_url, wd)
     words = path.split()
-    native = "native" in words
-    mode = words[-1] if words[-1] in ("observe", "monitor", "hold") else None
-    return await start_bridge(sim.ws_url, mode, wd, args=opts.args, extra_env=opts.env, src=opts.src, native=native)
+    mode = next((w for w in words if w in ("observe", "monitor", "hold")), None)
+    env = {**opts.env, **({"HYBRID_AGENT_EVENT_LOOP": "asyncio"} if "asyncio" in words else {})}
+    return await start_bridge(sim.ws_url, mode, wd, args=opts.args, extra_env=env, src=opts.src, native="native" in words)
 
 
 def endpoint(middle: Middle | None, sim: StampedSimulator) -> tuple[str, dict[str, str]]:
@@ -152,7 +153,9 @@ def figures(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
         row["added_p99_ms"] = row["p99_ms"] - direct["p99_ms"]
         row["throughput_ratio"] = min(row["burst_events_per_s"] / direct["burst_events_per_s"],
                                       row["burst_frames_per_s"] / direct["burst_frames_per_s"])
-        if floor is not None and floor["cpu_s_per_call_minute"]:
+        if row is direct:  # nothing in the middle: no CPU or memory of its own
+            row["cpu_s_per_call_minute"] = row["kb_per_call"] = float("nan")
+        elif floor is not None and floor["cpu_s_per_call_minute"]:
             row["cpu_ratio_vs_floor"] = row["cpu_s_per_call_minute"] / floor["cpu_s_per_call_minute"]
     head = rows.get("bridge observe") or rows.get("bridge") or next(iter(rows.values()))
     return {

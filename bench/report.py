@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+#: where the figures go (HYBRID_AGENT_BENCH_RESULTS: elsewhere, e.g. a test's temporary folder)
+RESULTS = Path(os.environ.get("HYBRID_AGENT_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def machine() -> dict[str, Any]:
@@ -47,11 +48,22 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _plain(value: Any) -> Any:
+    """NaN (a figure that does not apply) as JSON null: strict JSON readers refuse NaN."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def write(name: str, figures: dict[str, Any], markdown: str, *, as_json: bool, out_dir: Path | None = None) -> None:
     """Save both forms; print the JSON (``--json``) or the table."""
     out = out_dir or RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    doc = {"benchmark": name, "machine": machine(), **figures}
+    doc = _plain({"benchmark": name, "machine": machine(), **figures})
     (out / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
     (out / f"{name}.md").write_text(markdown + "\n")
     if as_json:

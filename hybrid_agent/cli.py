@@ -42,6 +42,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not settings.bridge_tokens:
         print("error: no bridge tokens configured; set HYBRID_AGENT_BRIDGE_TOKENS (comma separated)", file=sys.stderr)
         return 2
+    workers = args.workers if args.workers is not None else os.environ.get("HYBRID_AGENT_WORKERS") or "1"
+    if not str(workers).isdigit() or int(workers) < 1:
+        print(f"error: --workers / HYBRID_AGENT_WORKERS must be a whole number of at least 1, not {workers!r}", file=sys.stderr)
+        return 2
+    if int(workers) > 1 and settings.worker_index is None:
+        from hybrid_agent.server.workers import serve_workers
+
+        return serve_workers(int(workers), args, settings)
     from hybrid_agent.audit.store import AuditStoreError
     from hybrid_agent.upstream.connector import UpstreamError
 
@@ -60,18 +68,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             await server.connector.stop()
             raise
         await server.start()
-        print(f"bridge listening on {server.ws_base_url}/realtime (upstream: {settings.upstream})", flush=True)
+        worker = f", worker {settings.worker_index}" if settings.worker_index is not None else ""
+        print(f"bridge listening on {server.ws_base_url}/realtime (upstream: {settings.upstream}{worker})", flush=True)
         assert server._task is not None
         try:
             await server._task
         finally:
             await server.stop()
 
+    from hybrid_agent.server.event_loop import EventLoopUnavailable, run as run_on_loop
+
     try:
-        asyncio.run(run())
+        run_on_loop(run(), settings.event_loop)
     except KeyboardInterrupt:
         pass
-    except (AuditStoreError, UpstreamError) as exc:
+    except (AuditStoreError, UpstreamError, EventLoopUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -123,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upstream", help="openai | azure | sim | ws(s)://URL")
     p.add_argument("--model")
     p.add_argument("--sim-scenario", dest="sim_scenario", help="scenario file for --upstream sim")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="N bridge processes on one port (SO_REUSEPORT), each with its own audit spool, one shared "
+                   "PostgreSQL; env HYBRID_AGENT_WORKERS (docs/scaling.md)")
     _add_gate(p)
     _add_db(p)
     p.set_defaults(func=_cmd_serve)
@@ -155,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_policy(sub)
     from hybrid_agent.pii.cli import register as register_pii
     register_pii(sub)
+    from hybrid_agent.bench_cli import register as register_bench
+    register_bench(sub)
     return parser
 
 

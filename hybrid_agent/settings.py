@@ -7,7 +7,7 @@ for it; it is a ``SecretStr`` so it never prints, and nothing sends it to a clie
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Literal, Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         "process, so several share one port.",
     )
     worker_index: int | None = Field(default=None, ge=0, description="Which worker of serve --workers this process is.")
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description="serve's event loop (HYBRID_AGENT_EVENT_LOOP): auto is uvloop where it is installed (it is a "
+        "dependency on Linux and macOS), else asyncio's own; docs/performance.md has both measured.",
+    )
     bridge_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Tokens clients present as 'Authorization: Bearer'; comma separated."
     )

@@ -1,0 +1,128 @@
+"""``serve --workers N``: N processes on one port, calls spread over them, one PostgreSQL, a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+
+from hybrid_agent.server.workers import worker_spool
+
+TOKEN = "workers-token"
+
+
+@pytest.fixture
+def pg_url() -> object:
+    from conftest import _fresh_pg
+
+    yield from _fresh_pg(upgraded=True)
+
+
+def _established_on(pid: int, port: int) -> int:
+    """Connections of process ``pid`` whose local port is ``port`` (from /proc: the fds' socket inodes)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            local, state, inode = cols[1], cols[3], cols[9]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
+                count += 1
+    return count
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+@pytest.mark.postgres
+async def test_workers_share_one_port_and_one_database(pg_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": TOKEN, "HYBRID_AGENT_DATABASE_URL": pg_url,
+           "HYBRID_AGENT_AUDIT_SPOOL": str(tmp_path / "spool")}
+    env.pop("HYBRID_AGENT_WORKERS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0", "--workers", "2"],
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 90
+        while sum("bridge listening on" in line for line in lines) < 2 and time.monotonic() < deadline:
+            line = await asyncio.to_thread(proc.stdout.readline)
+            assert line, f"serve --workers ended early: {''.join(lines)}"
+            lines.append(line)
+        head = next(line for line in lines if line.startswith("bridge supervisor"))
+        port = int(re.search(r":(\d+)/v1/realtime", head).group(1))  # type: ignore[union-attr]
+        assert sorted(re.search(r"worker (\d)\)", line).group(1) for line in lines if "listening" in line) == ["0", "1"]  # type: ignore[union-attr]
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+
+        url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
+        sockets = [await ws_connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"}) for _ in range(16)]
+        for ws in sockets:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "session.created"
+        spread = [_established_on(pid, port) for pid in workers]
+        assert sum(spread) == 16 and all(spread), spread  # the kernel spread the calls over both (1 in 32768 it would not)
+        for ws in sockets:
+            await ws.close()
+
+        # every call of both workers is in the one database
+        audit = [sys.executable, "-m", "hybrid_agent", "audit", "calls", "--json", "--limit", "100"]
+        calls: list[dict] = []
+        for _ in range(50):
+            run = subprocess.run(audit, env=env, capture_output=True, text=True, timeout=60)
+            calls = json.loads(run.stdout) if run.returncode == 0 else []
+            if len(calls) == 16 and all(c.get("outcome") for c in calls):
+                break
+            await asyncio.sleep(0.3)
+        assert len(calls) == 16 and all(c["outcome"] == "completed" for c in calls), calls[:2]
+
+        # a worker that dies is replaced on the same port
+        os.kill(workers[0], signal.SIGKILL)
+        for _ in range(100):
+            now = _children(proc.pid)
+            if len(now) == 2 and workers[0] not in now:
+                break
+            await asyncio.sleep(0.1)
+        assert len(now) == 2 and workers[0] not in now
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 0, out[-2000:]
+    assert "Traceback" not in out
+
+
+def test_workers_refuse_sqlite(tmp_path: Path) -> None:
+    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": TOKEN, "HYBRID_AGENT_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    run = subprocess.run([sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0", "--workers", "2"],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "needs a shared PostgreSQL" in run.stderr
+
+
+def test_bad_worker_count_is_a_clear_error(tmp_path: Path) -> None:
+    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": TOKEN, "HYBRID_AGENT_WORKERS": "two"}
+    run = subprocess.run([sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0"],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "at least 1" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_each_worker_has_its_own_spool() -> None:
+    spool = Path("/var/lib/bridge/audit.spool")
+    assert worker_spool(spool, 0) != worker_spool(spool, 1)
+    assert worker_spool(spool, 1).parent == spool.parent
