@@ -11,7 +11,7 @@ The load generator is Python too: when its own core is saturated (``load_cpu`` n
 direct latency grows as well, and the step measures the load generator, not the bridge; the
 table shows both so such a step can be read for what it is.
 
-    hybrid-agent bench capacity [--mode observe] [--steps 10,25,50,75,100] [--seconds 20] [--json]
+    hybrid-agent bench capacity [--mode observe] [--steps 10,25,50,100,150,200,250,300,400] [--seconds 20] [--json]
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from bench import report
 from bench.loadgen import StampedSimulator, pct, run_load
 from bench.middle import direct_headers, pin_load_process, start_bridge, stop, workdir
 
-DEFAULT_STEPS = (10, 25, 50, 75, 100)
+DEFAULT_STEPS = (10, 25, 50, 100, 150, 200, 250, 300, 400)
 BUDGET_MS = 20.0
+#: the load generator's core this busy, or direct latency this high, and the step measures the load generator
+LOAD_SATURATED = 0.75
 
 
 async def step(sim: StampedSimulator, wd: str, mode: str | None, calls: int, seconds: float) -> dict[str, Any]:
@@ -77,9 +79,20 @@ async def run(steps: tuple[int, ...], seconds: float, mode: str | None) -> dict[
         "max_calls": best["calls"] if best else 0,
         "cpu_s_per_call_minute": best["cpu_s_per_call_minute"] if best else float("nan"),
         "kb_per_call": best["kb_per_call"] if best else float("nan"),
-        "limited_by": "the steps tried (raise --steps)" if len(passing) == len(rows) else "latency or loss at the next step",
+        "limited_by": limited_by(rows, len(passing) == len(rows)),
         "steps": rows,
     }
+
+
+def limited_by(rows: list[dict[str, Any]], all_passed: bool) -> str:
+    """What stopped the stepping: the steps ran out, the bridge, or the load generator's own core."""
+    if all_passed:
+        return "the steps tried (raise --steps)"
+    last = rows[-1]
+    if last["load_cpu"] > LOAD_SATURATED or last["direct_p99_ms"] > BUDGET_MS / 2:
+        return (f"the load generator as much as the bridge at {last['calls']} calls (its core {last['load_cpu']:.0%} busy, "
+                f"direct p99 {last['direct_p99_ms']:.0f} ms; the bridge's core {last['bridge_cpu']:.0%})")
+    return f"the bridge at {last['calls']} calls (added p99 {last['added_p99_ms']:.0f} ms, {last['dropped']} dropped)"
 
 
 def markdown(fig: dict[str, Any], seconds: float) -> str:

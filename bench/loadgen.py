@@ -119,8 +119,23 @@ SPEECH_FRAMES = frames_b64(SPEECH_MS, True)
 SILENCE_FRAME = frames_b64(FRAME_MS, False)[0]
 
 
+class EventIdStamps:
+    """How a call's audio events are timed: send times in event ids (the bridge's own load)."""
+
+    @staticmethod
+    def frame(i: int) -> str:
+        k = i % (CYCLE_MS // FRAME_MS)
+        audio = SPEECH_FRAMES[k] if k < len(SPEECH_FRAMES) else SILENCE_FRAME
+        return f'{{"type":"input_audio_buffer.append","event_id":"{STAMP}{time.monotonic_ns()}","audio":"{audio}"}}'
+
+    @staticmethod
+    def down_ms(message: str, head: str, now_ns: int) -> float | None:
+        s = _SIM_ID.search(head)
+        return (now_ns - int(s.group(1))) / 1e6 if s else None
+
+
 async def paced_call(url: str, headers: dict[str, str], seconds: float, start_delay_s: float, result: LoadResult,
-                     on_open: Any = None) -> float:
+                     on_open: Any = None, stamps: Any = EventIdStamps) -> float:
     """One caller: ``seconds`` of 20 ms frames on a real-time clock; returns its connect -> close seconds."""
     await asyncio.sleep(start_delay_s)
     t_open = time.monotonic()
@@ -128,14 +143,10 @@ async def paced_call(url: str, headers: dict[str, str], seconds: float, start_de
         async with ws_connect(url, additional_headers=headers, compression=None, max_size=2**24, open_timeout=30) as ws:
             if on_open is not None:
                 await on_open(ws)
-            reader = asyncio.create_task(_read(ws, result))
-            frames_per_cycle = CYCLE_MS // FRAME_MS
-            n = int(seconds * 1000 // FRAME_MS)
+            reader = asyncio.create_task(_read(ws, result, stamps))
             t0 = time.monotonic()
-            for i in range(n):
-                k = i % frames_per_cycle
-                audio = SPEECH_FRAMES[k] if k < len(SPEECH_FRAMES) else SILENCE_FRAME
-                await ws.send(f'{{"type":"input_audio_buffer.append","event_id":"{STAMP}{time.monotonic_ns()}","audio":"{audio}"}}')
+            for i in range(int(seconds * 1000 // FRAME_MS)):
+                await ws.send(stamps.frame(i))
                 result.frames_sent += 1
                 wait = t0 + (i + 1) * FRAME_MS / 1000 - time.monotonic()
                 if wait > 0:
@@ -148,17 +159,18 @@ async def paced_call(url: str, headers: dict[str, str], seconds: float, start_de
     return time.monotonic() - t_open
 
 
-async def _read(ws: Any, result: LoadResult) -> None:
+async def _read(ws: Any, result: LoadResult, stamps: Any) -> None:
     try:
         async for message in ws:
+            now = time.monotonic_ns()
             head = message[:_HEAD]
             m = _TYPE.search(head)
             kind = m.group(1) if m else ""
             if kind == "response.output_audio.delta":
                 result.deltas_received += 1
-                s = _SIM_ID.search(head)
-                if s:
-                    result.down_ms.append((time.monotonic_ns() - int(s.group(1))) / 1e6)
+                ms = stamps.down_ms(message, head, now)
+                if ms is not None:
+                    result.down_ms.append(ms)
             elif kind == "response.done":
                 result.responses_done += 1
             elif kind == "error":
@@ -168,14 +180,14 @@ async def _read(ws: Any, result: LoadResult) -> None:
 
 
 async def run_load(sim: StampedSimulator, url: str, headers: dict[str, str], calls: int, seconds: float,
-                   on_open: Any = None) -> LoadResult:
+                   on_open: Any = None, stamps: Any = EventIdStamps) -> LoadResult:
     """``calls`` paced calls at once (their utterances staggered over one cycle) through ``url``."""
     sim.reset()
     result = LoadResult(calls=calls, seconds=0.0, call_minutes=0.0)
     t0 = time.monotonic()
     stagger = CYCLE_MS / 1000 / max(1, calls)
     durations = await asyncio.gather(*(
-        paced_call(url, headers, seconds, i * stagger, result, on_open) for i in range(calls)
+        paced_call(url, headers, seconds, i * stagger, result, on_open, stamps) for i in range(calls)
     ))
     result.seconds = time.monotonic() - t0
     result.call_minutes = sum(durations) / 60
@@ -220,66 +232,28 @@ class AudioStampedSimulator(StampedSimulator):
         return stamp(time.monotonic_ns()) + chunk[STAMP_BYTES:] if len(chunk) >= STAMP_BYTES else chunk
 
 
+class AudioStamps:
+    """Send times in the audio itself: the first samples of each caller frame and of each model chunk."""
+
+    @staticmethod
+    def frame(i: int) -> str:
+        pcm = _SPEECH_PCM if i % (CYCLE_MS // FRAME_MS) < len(SPEECH_FRAMES) else _SILENCE_PCM
+        audio = base64.b64encode(stamp(time.monotonic_ns()) + pcm[STAMP_BYTES:]).decode("ascii")
+        return f'{{"type":"input_audio_buffer.append","audio":"{audio}"}}'
+
+    @staticmethod
+    def down_ms(message: str, head: str, now_ns: int) -> float | None:
+        d = _DELTA.search(message)
+        return read_stamp(base64.b64decode(d.group(1)), now_ns) if d else None
+
+
 async def audio_stamped_call(url: str, headers: dict[str, str], seconds: float, start_delay_s: float,
                              result: LoadResult) -> float:
     """``paced_call`` with the send time in each frame's first 8 bytes instead of its event id."""
-    await asyncio.sleep(start_delay_s)
-    t_open = time.monotonic()
-    try:
-        async with ws_connect(url, additional_headers=headers, compression=None, max_size=2**24, open_timeout=30) as ws:
-            reader = asyncio.create_task(_read_audio_stamps(ws, result))
-            frames_per_cycle = CYCLE_MS // FRAME_MS
-            loud = len(SPEECH_FRAMES)
-            t0 = time.monotonic()
-            for i in range(int(seconds * 1000 // FRAME_MS)):
-                pcm = _SPEECH_PCM if i % frames_per_cycle < loud else _SILENCE_PCM
-                audio = base64.b64encode(stamp(time.monotonic_ns()) + pcm[STAMP_BYTES:]).decode("ascii")
-                await ws.send(f'{{"type":"input_audio_buffer.append","audio":"{audio}"}}')
-                result.frames_sent += 1
-                wait = t0 + (i + 1) * FRAME_MS / 1000 - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            await asyncio.sleep(1.5)
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-    except (OSError, ConnectionClosed, TimeoutError) as exc:
-        result.errors.append(f"{type(exc).__name__}: {exc}")
-    return time.monotonic() - t_open
-
-
-async def _read_audio_stamps(ws: Any, result: LoadResult) -> None:
-    try:
-        async for message in ws:
-            now = time.monotonic_ns()
-            m = _TYPE.search(message[:_HEAD])
-            kind = m.group(1) if m else ""
-            if kind == "response.output_audio.delta":
-                result.deltas_received += 1
-                d = _DELTA.search(message)
-                ms = read_stamp(base64.b64decode(d.group(1)), now) if d else None
-                if ms is not None:
-                    result.down_ms.append(ms)
-            elif kind == "response.done":
-                result.responses_done += 1
-            elif kind == "error":
-                result.errors.append(message[:300])
-    except ConnectionClosed:
-        pass
+    return await paced_call(url, headers, seconds, start_delay_s, result, stamps=AudioStamps)
 
 
 async def run_audio_stamped_load(sim: AudioStampedSimulator, url: str, headers: dict[str, str], calls: int,
                                  seconds: float) -> LoadResult:
     """``run_load`` with ``audio_stamped_call``s."""
-    sim.reset()
-    result = LoadResult(calls=calls, seconds=0.0, call_minutes=0.0)
-    t0 = time.monotonic()
-    stagger = CYCLE_MS / 1000 / max(1, calls)
-    durations = await asyncio.gather(*(
-        audio_stamped_call(url, headers, seconds, i * stagger, result) for i in range(calls)
-    ))
-    result.seconds = time.monotonic() - t0
-    result.call_minutes = sum(durations) / 60
-    result.up_ms = list(sim.up_ms)
-    result.frames_received = sim.appends
-    result.deltas_sent = sim.deltas_sent
-    return result
+    return await run_load(sim, url, headers, calls, seconds, stamps=AudioStamps)

@@ -145,10 +145,10 @@ APPENDS = [
 ]
 
 
-def run_client(frames: list[str]) -> tuple[list[list], float, dict]:
+def run_client(frames: list[str]) -> tuple[list[list], float, dict, dict]:
     s = session()
     out = [s.receive_client_frame(f, float(i)) for i, f in enumerate(frames)]
-    return out, s.input_audio_ms, dict(s.events._sent)
+    return out, s.input_audio_ms, dict(s.events._sent), dict(s.events._appends)
 
 
 def test_caller_frames_get_the_same_actions_and_state_either_way(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,3 +187,16 @@ def test_model_frames_get_the_same_actions_and_state_either_way(monkeypatch: pyt
     full = run_upstream()
     assert fast == full
     assert fast[1] > 0  # the deltas were tracked
+
+
+def test_append_ids_have_a_small_window_of_their_own_and_still_name_an_upstream_error() -> None:
+    from hybrid_agent.session.call_events import AUDIO_ID_WINDOW
+
+    s = session()
+    s.receive_client_frame(json.dumps({"type": "session.update", "event_id": "evt_cfg", "session": {"type": "realtime"}}), 0.0)
+    for i in range(1000):
+        s.receive_client_frame(json.dumps({"type": "input_audio_buffer.append", "event_id": f"evt_a{i}", "audio": AUDIO}), float(i))
+    assert len(s.events._appends) == AUDIO_ID_WINDOW  # bounded: 50 ids, not 512 of 60-odd bytes each
+    assert s.events.sent_type("evt_cfg") == "session.update"  # not pushed out by the audio
+    assert s.events.sent_type("evt_a999") == "input_audio_buffer.append"
+    assert s.events.sent_type("evt_a0") is None

@@ -1,21 +1,27 @@
 """Shared by the peer benchmark's child processes (``bench/peers.py``); stdlib only, so it runs in any venv.
 
 For a peer framework the framework *is* the middle, so it runs in a process of its own (in its own venv,
-pinned by the bench to the middle's core) with N concurrent calls inside it, each an app feeding it
-20 ms PCM16 24 kHz frames in real time and consuming its audio.  This module holds what every such
-process shares:
+pinned by the bench to the middle's core) with N concurrent calls inside it.  Two workload shapes:
+
+- **socket** (``--listen PORT``, ``front.py``): the app serves the callers a WebSocket, as the frameworks'
+  telephony examples do, and the bench's load generator connects to it as it connects to our bridge;
+- **feeder** (the earlier shape): the app makes each caller's 20 ms PCM16 24 kHz frames itself, in
+  real time, and consumes the framework's audio.
+
+This module holds what every such process shares:
 
 - the **stamp codec**, imported by the bench side too (``bench/loadgen.py``): the send time rides in
   the first 8 bytes (4 samples) of each audio frame, since the frameworks expose no event ids;
-- the **caller frames**: the same samples as ``bench/loadgen.py``'s ``SPEECH_FRAMES`` / ``SILENCE_FRAME``
-  (``hybrid_agent.simulator.synth``'s 400 Hz tone, which this venv cannot import), and its pacing;
-- the **run protocol** with the bench: a warm-up call, a ``ready`` line, the measured run once the bench
-  (having read the process's CPU) writes ``go``, a ``result`` line, then exit at EOF on stdin (so the
-  bench reads the CPU again first);
+- the **caller frames** (feeder shape): the same samples as ``bench/loadgen.py``'s ``SPEECH_FRAMES`` /
+  ``SILENCE_FRAME`` (``hybrid_agent.simulator.synth``'s 400 Hz tone, which this venv cannot import), and
+  its pacing;
+- the **run protocol** with the bench (feeder shape): a warm-up call, a ``ready`` line, the measured run
+  once the bench (having read the process's CPU) writes ``go``, a ``result`` line, then exit at EOF on
+  stdin (so the bench reads the CPU again first);
 - the **feeder baseline** (``python common.py``): the same pacing loop producing the same
   stamped frames and discarding them, no framework.  In the bench's own path the load generator makes
-  the caller's frames outside the measured process; here the app making them is inside it, so its
-  cost is measured alone and subtracted.
+  the caller's frames outside the measured process; in the feeder shape the app making them is inside
+  it, so its cost is measured alone and subtracted.
 """
 
 from __future__ import annotations
@@ -105,13 +111,14 @@ class Tally:
             self.down_ms.append(ms)
 
 
-Send = Callable[[bytes], Awaitable[None]]
-#: a framework's call: (url, api key, tally) -> a context that is the open session, yielding its send
-Session = Callable[[str, str, Tally], AsyncContextManager[Send]]
+Send = Callable[[bytes], Awaitable[None]]  # the caller's audio into the framework
+Play = Callable[[bytes], Awaitable[None]]  # the framework's audio out to the caller
+#: a framework's call: (url, api key, tally, play) -> a context that is the open session, yielding its send
+Session = Callable[[str, str, Tally, Play], AsyncContextManager[Send]]
 
 
 @contextlib.asynccontextmanager
-async def feeder(url: str, api_key: str, tally: Tally) -> AsyncIterator[Send]:
+async def feeder(url: str, api_key: str, tally: Tally, play: Play) -> AsyncIterator[Send]:
     """No framework: the app's frames are made and dropped."""
     async def discard(pcm: bytes) -> None:
         return None
@@ -138,10 +145,13 @@ async def pace(send: Send, seconds: float, tally: Tally) -> None:
 
 async def call(session: Session, url: str, api_key: str, seconds: float, delay_s: float, tally: Tally) -> float:
     """One caller; its connect -> close seconds."""
+    async def play(pcm: bytes) -> None:
+        tally.heard(pcm)
+
     await asyncio.sleep(delay_s)
     t_open = time.monotonic()
     try:
-        async with session(url, api_key, tally) as send:
+        async with session(url, api_key, tally, play) as send:
             await pace(send, seconds, tally)
             await asyncio.sleep(TAIL_S)
     except Exception as exc:  # noqa: BLE001 - reported to the bench
@@ -171,13 +181,21 @@ async def _run(session: Session, args: argparse.Namespace) -> None:
 
 
 def main(session: Session) -> None:
-    p = argparse.ArgumentParser(description="one peer middle: N paced calls in this process (bench/peers.py)")
+    p = argparse.ArgumentParser(description="one peer middle: N calls in this process (bench/peers.py)")
     p.add_argument("--url", required=True, help="the simulator's endpoint, ws://HOST:PORT/v1/realtime")
     p.add_argument("--api-key", default="sim")
+    p.add_argument("--listen", type=int, metavar="PORT",
+                   help="socket shape: serve callers on 127.0.0.1:PORT (the options below are the feeder shape's)")
     p.add_argument("--calls", type=int, default=10)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--warmup", type=float, default=3.0)
-    asyncio.run(_run(session, p.parse_args()))
+    args = p.parse_args()
+    if args.listen is None:
+        asyncio.run(_run(session, args))
+        return
+    from front import serve_callers  # needs ``websockets`` (in every framework venv); this module does not
+
+    asyncio.run(serve_callers(session, args.url, args.api_key, args.listen))
 
 
 if __name__ == "__main__":  # the feeder baseline

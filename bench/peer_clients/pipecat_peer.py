@@ -6,10 +6,15 @@ Each call is one pipeline, ``[user aggregator, OpenAIRealtimeLLMService, Speaker
 ``WorkerRunner`` of its own, as a bot server runs one per caller.  The caller's 20 ms frames go in as
 ``InputAudioRawFrame``s queued on the worker at **24 kHz**: ``PipelineParams.audio_in_sample_rate`` is
 set to 24000 (its default, 16 kHz, would make the service resample to the API's 24 kHz and destroy the
-stamp); output stays at its default 24 kHz.  ``Speaker`` stands in for an output transport: it reads
-each ``TTSAudioRawFrame``'s stamp, "plays" it on a real-time clock and sends ``BotStartedSpeakingFrame``
-/ ``BotStoppedSpeakingFrame`` upstream as a transport does.  The service is pointed at the simulator by
-``base_url`` and ``api_key`` only; pipecat's logging (loguru, DEBUG to stderr) is left at its default.
+stamp); output stays at its default 24 kHz.  ``Speaker`` stands in for an output transport: it plays
+each ``TTSAudioRawFrame`` to the caller as it comes (socket shape: sent back on the caller's WebSocket,
+``front.py``; feeder shape: its stamp read in process), keeps a real-time clock of what has been played
+and sends ``BotStartedSpeakingFrame`` / ``BotStoppedSpeakingFrame`` upstream as a transport does.
+pipecat's own telephony bots put its ``FastAPIWebsocketTransport`` and a frame serializer there instead
+(output paced, resampled, chunked by the transport): the plain ``websockets`` front here is the same two
+hops without that transport's work, so it is the cheaper end of a pipecat app.  The service is pointed
+at the simulator by ``base_url`` and ``api_key`` only; pipecat's logging (loguru, DEBUG to stderr) is left
+at its default.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, AsyncIterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RATE, Send, Tally, main, ws_extensions  # noqa: E402
+from common import RATE, Play, Send, Tally, main, ws_extensions  # noqa: E402
 from pipecat.frames.frames import (  # noqa: E402
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -47,11 +52,11 @@ INSTRUCTIONS = "You are a bank's phone assistant. Answer briefly."
 
 
 class Speaker(FrameProcessor):
-    """The sink: reads and "plays" the assistant's audio; what an output transport would do."""
+    """The sink: plays the assistant's audio to the caller; what an output transport would do."""
 
-    def __init__(self, tally: Tally) -> None:
+    def __init__(self, play: Play) -> None:
         super().__init__(name="Speaker")
-        self.tally = tally
+        self.play = play
         self._play_until = 0.0
         self._speaking = False
         self._stop_task: asyncio.Task[None] | None = None
@@ -59,7 +64,7 @@ class Speaker(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, TTSAudioRawFrame):
-            self.tally.heard(frame.audio)
+            await self.play(frame.audio)
             now = time.monotonic()
             self._play_until = max(self._play_until, now) + len(frame.audio) / (frame.sample_rate * 2)
             if not self._speaking:
@@ -98,11 +103,11 @@ def shape(worker: PipelineWorker, params: PipelineParams) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def session(url: str, api_key: str, tally: Tally) -> AsyncIterator[Send]:
+async def session(url: str, api_key: str, tally: Tally, play: Play) -> AsyncIterator[Send]:
     llm = OpenAIRealtimeLLMService(api_key=api_key, base_url=url,
                                    settings=OpenAIRealtimeLLMService.Settings(system_instruction=INSTRUCTIONS))
     aggregators = LLMContextAggregatorPair(LLMContext())
-    pipeline = Pipeline([aggregators.user(), llm, Speaker(tally), aggregators.assistant()])
+    pipeline = Pipeline([aggregators.user(), llm, Speaker(play), aggregators.assistant()])
     params = PipelineParams(audio_in_sample_rate=RATE)
     worker = PipelineWorker(pipeline, params=params)
 

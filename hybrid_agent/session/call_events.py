@@ -21,6 +21,11 @@ from hybrid_agent.audit.records import CallEventRecord
 
 #: caller event ids remembered for attributing upstream errors (the newest win)
 EVENT_ID_WINDOW = 512
+#: audio appends' ids, in a window of their own: 50 a second when a client numbers them (pipecat
+#: does), and an upstream error about one comes back within milliseconds; in the main window they
+#: would push every other event's id out and cost about 85 KB a call
+AUDIO_ID_WINDOW = 50
+APPEND = "input_audio_buffer.append"
 #: facts recorded per call before the rest are only counted
 MAX_EVENT_RECORDS = 200
 _TEXT_LIMIT = 500
@@ -43,15 +48,29 @@ class CallEventLog:
         self.suppressed = 0
         self.counts: dict[str, int] = {}
         self._sent: OrderedDict[str, str] = OrderedDict()  # caller event_id -> event type
+        self._appends: OrderedDict[str, None] = OrderedDict()  # the newest appends' event ids
 
     def note_sent(self, event: dict[str, Any]) -> None:
         """A caller event went upstream: remember its id in case the upstream refuses it."""
         event_id = event.get("event_id")
-        if isinstance(event_id, str) and event_id:
-            self._sent[event_id[:128]] = str(event.get("type"))[:64]
-            self._sent.move_to_end(event_id[:128])
-            while len(self._sent) > EVENT_ID_WINDOW:
-                self._sent.popitem(last=False)
+        if not isinstance(event_id, str) or not event_id:
+            return
+        key = event_id[:128]
+        if event.get("type") == APPEND:
+            self._appends[key] = None
+            self._appends.move_to_end(key)
+            if len(self._appends) > AUDIO_ID_WINDOW:
+                self._appends.popitem(last=False)
+            return
+        self._sent[key] = str(event.get("type"))[:64]
+        self._sent.move_to_end(key)
+        while len(self._sent) > EVENT_ID_WINDOW:
+            self._sent.popitem(last=False)
+
+    def sent_type(self, event_id: str) -> str | None:
+        """The type of the caller event that had ``event_id``, if it is still remembered."""
+        key = event_id[:128]
+        return self._sent.get(key) or (APPEND if key in self._appends else None)
 
     def record(
         self,
@@ -90,7 +109,7 @@ class CallEventLog:
         err = event.get("error") if isinstance(event.get("error"), dict) else {}
         caused_by = err.get("event_id")
         caused_by = caused_by if isinstance(caused_by, str) and caused_by else None
-        event_type = own_event_type or (self._sent.get(caused_by[:128]) if caused_by else None)
+        event_type = own_event_type or (self.sent_type(caused_by) if caused_by else None)
         source = "upstream_refused" if event_type else "upstream"
         return self.record(
             source,
