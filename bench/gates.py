@@ -48,7 +48,7 @@ def gates(quick: bool) -> tuple[dict[str, Any], str]:
     assert pii is not None and policy is not None
     figures = {"pii": pii, "policy": policy, "gate_modes_report": modes}
     lines = ["gates: the PII, policy and gate-mode benchmarks of one run", ""]
-    lines.append("PII (bench/pii_bench.py): " + ", ".join(f"{k} {v}" for k, v in _flat(pii, ("recall", "precision", "p99"))))
+    lines.append("PII (bench/pii_bench.py): " + _pii_summary(pii))
     lines.append("policy (bench/policy_bench.py): " + ", ".join(f"{k} {v}" for k, v in _flat(policy, ("p99",))))
     lines += ["", "gate modes (bench/gate_bench.py):", "", "```", modes.strip(), "```"]
     return figures, "\n".join(lines)
@@ -59,6 +59,19 @@ def audit(calls: int) -> tuple[dict[str, Any], str]:
     assert figures is not None
     body = text[: _json_start(text)].strip()
     return figures, "audit writer (bench/audit_bench.py throughput): PostgreSQL and SQLite\n\n```\n" + body + "\n```"
+
+
+def _pii_summary(pii: dict[str, Any]) -> str:
+    """The worst recall and precision over the corpus' types and forms, and the latency p99s."""
+    quality = {k: v for k, v in pii.get("quality", {}).items() if k.endswith("/all")}
+    parts = []
+    for figure in ("recall", "precision"):
+        worst = min(quality.items(), key=lambda kv: kv[1].get(figure, 1.0), default=None)
+        if worst is not None:
+            parts.append(f"lowest {figure} {worst[1].get(figure)} ({worst[0].split('/')[0]})")
+    for name, lat in pii.get("latency", {}).items():
+        parts.append(f"{name} p99 {lat.get('p99_ms')} ms")
+    return ", ".join(parts) + f" ({pii.get('utterances')} utterances)"
 
 
 def _flat(d: dict[str, Any], wanted: tuple[str, ...], prefix: str = "") -> list[tuple[str, Any]]:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -62,6 +63,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> None:
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler it
+        # found; with the default one the process died right there, before the audit writer below
+        # was flushed and closed (the calls' last records lost, exit -15)
+        def on_sigterm(signum: int, frame: object) -> None:
+            if server._server is None or not server._server.started:
+                raise KeyboardInterrupt  # still starting: stop now, as Ctrl-C would
+            # else uvicorn passing it on after its graceful shutdown: serve's own cleanup follows
+
+        signal.signal(signal.SIGTERM, on_sigterm)
         try:
             await server.connector.check()  # say what is wrong with the upstream before taking calls
         except BaseException:

@@ -1,0 +1,47 @@
+"""SIGTERM with a call connected: ``serve`` ends the call, flushes the audit and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
+
+TOKEN = "shutdown-token"
+
+
+async def test_sigterm_mid_call_ends_the_call_in_the_audit_and_exits_0(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": TOKEN, "HYBRID_AGENT_DATABASE_URL": db,
+           "HYBRID_AGENT_AUDIT_SPOOL": str(tmp_path / "spool")}
+    server = subprocess.Popen([sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0"],
+                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = await asyncio.to_thread(server.stdout.readline)  # type: ignore[union-attr]
+        assert "listening on" in line, line
+        url = line.split("listening on ", 1)[1].split(" ", 1)[0]
+        async with ws_connect(f"{url}?model=gpt-realtime", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "session.created"
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": "AAAA" * 240}))
+            server.send_signal(signal.SIGTERM)
+            try:
+                while True:  # the bridge closes the call (1012, going away) as it shuts down
+                    await asyncio.wait_for(ws.recv(), 30)
+            except ConnectionClosed:
+                pass
+        code = await asyncio.to_thread(server.wait, 30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    stderr = server.stderr.read()  # type: ignore[union-attr]
+    assert code == 0, stderr[-2000:]
+    calls = subprocess.run([sys.executable, "-m", "hybrid_agent", "audit", "calls", "--json"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    [call] = json.loads(calls.stdout)
+    assert call["outcome"] not in (None, "open", "interrupted"), call  # ended and recorded before the exit
