@@ -32,7 +32,14 @@ from hybrid_agent.simulator.scenario import parse_scenario
 PATHS = ("direct", "bare relay", "bridge", "bridge observe", "bridge monitor", "bridge hold")
 #: measured on request only: the same bridge on a bare websockets server (bench/native_ws.py, asyncio's
 #: loop), and serve on asyncio's own event loop instead of uvloop
-EXTRA_PATHS = ("bridge native", "bridge native observe", "bridge asyncio", "bridge observe asyncio")
+EXTRA_PATHS = ("bridge native", "bridge native observe", "bridge asyncio", "bridge observe asyncio",
+               "bridge observe no-telemetry", "bridge observe traced")
+#: the telemetry paths (docs/observability.md): metrics and tracing both off; tracing on, OTLP over HTTP
+#: to a receiver in the load process that takes and drops every export
+TELEMETRY_ENV = {
+    "no-telemetry": {"HYBRID_AGENT_METRICS": "0", "HYBRID_AGENT_OTEL_EXPORTER": "none"},
+    "traced": {"HYBRID_AGENT_OTEL_EXPORTER": "otlp-http", "HYBRID_AGENT_OTEL_METRIC_INTERVAL_S": "5"},
+}
 BURST_REPLY = " ".join(["Your payment went through today."] * 3)  # 15 words, 6 s at 150 wpm: 60 deltas
 BURST_REPLY_DELTAS = 60
 BURST_FRAMES = 2000
@@ -56,7 +63,38 @@ async def start_path(path: str, sim: StampedSimulator, wd: str, opts: BridgeOpti
     words = path.split()
     mode = next((w for w in words if w in ("observe", "monitor", "hold")), None)
     env = {**opts.env, **({"HYBRID_AGENT_EVENT_LOOP": "asyncio"} if "asyncio" in words else {})}
+    for word, extra in TELEMETRY_ENV.items():
+        if word in words:
+            env.update(extra)
+            if word == "traced":
+                env["HYBRID_AGENT_OTEL_ENDPOINT"] = otlp_sink()
     return await start_bridge(sim.ws_url, mode, wd, args=opts.args, extra_env=env, src=opts.src, native="native" in words)
+
+
+_OTLP_SINK: str | None = None
+
+
+def otlp_sink() -> str:
+    """A local OTLP/HTTP receiver (in this process, off the bridge's core) that answers 200 and drops the data."""
+    global _OTLP_SINK
+    if _OTLP_SINK is None:
+        import http.server
+        import threading
+
+        class Sink(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        _OTLP_SINK = f"http://127.0.0.1:{server.server_address[1]}"
+    return _OTLP_SINK
 
 
 def endpoint(middle: Middle | None, sim: StampedSimulator) -> tuple[str, dict[str, str]]:

@@ -105,7 +105,7 @@ def call_id_of(audit: MemoryAuditSink) -> str:
 async def run_demo(settings: Settings, scenario: str | None = None, *, all_decisions: bool = False,
                    twilio: bool = False) -> int:
     """The shipped demo calls (or one scenario) through the bridge, then read back from the audit database."""
-    from hybrid_agent.audit.cli import render_call
+    from hybrid_agent.audit.cli import price_call, render_call
     from hybrid_agent.audit.queries import show_call
     from hybrid_agent.audit.store import connect, display_url, make_engine, upgrade
     from hybrid_agent.audit.queries import verify_chain
@@ -140,6 +140,7 @@ async def run_demo(settings: Settings, scenario: str | None = None, *, all_decis
             try:
                 with connect(engine) as conn:
                     record = show_call(conn, call_ids[-1])
+                    price_call(record)
             finally:
                 engine.dispose()
             print(f"--- as recorded in the audit database {display_url(settings.database_url)} (hybrid-agent audit show) ---")

@@ -102,6 +102,52 @@ class Settings(BaseSettings):
         "shared with the receiver only.",
     )
 
+    # observability and cost (docs/observability.md)
+    otel_exporter: Literal["none", "console", "otlp-http", "otlp-grpc"] = Field(
+        default="none",
+        description="Where traces and metrics go (HYBRID_AGENT_OTEL_EXPORTER): none (default: no spans are made), "
+        "console (stdout), otlp-http or otlp-grpc (to otel_endpoint).",
+    )
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="The OTLP receiver (HYBRID_AGENT_OTEL_ENDPOINT): http://collector:4318 for otlp-http (the "
+        "/v1/traces and /v1/metrics paths are added), collector:4317 or http://collector:4317 for otlp-grpc. "
+        "Default: the exporter's own (localhost).",
+    )
+    otel_service_name: str = Field(default="hybrid-agent", description="service.name of the spans and metrics.")
+    otel_metric_interval_s: float = Field(
+        default=15.0, gt=0, description="How often metrics are pushed to the OTLP receiver."
+    )
+    metrics: bool = Field(
+        default=True,
+        description="Serve GET /metrics (Prometheus text format, bridge token required) and keep the counters "
+        "(HYBRID_AGENT_METRICS); off: no metric is recorded.",
+    )
+    latency_budgets: dict[str, float] = Field(
+        default_factory=lambda: {"time_to_first_audio": 1500.0, "gate_hold": 800.0, "tool_run": 2000.0,
+                                 "policy": 250.0, "audit_lag": 2000.0},
+        description="Latency budget in ms per stage (HYBRID_AGENT_LATENCY_BUDGETS, JSON): a response over its "
+        "time_to_first_audio or gate_hold budget is marked in the audit (audit calls --slow); every stage over "
+        "budget is counted in hybrid_agent_budget_exceeded_total.",
+    )
+    prices_file: Path | None = Field(
+        default=None,
+        description="YAML or JSON price table for audit cost (HYBRID_AGENT_PRICES_FILE), merged over the dated "
+        "defaults in hybrid_agent/cost/prices.py.",
+    )
+
+    @field_validator("latency_budgets")
+    @classmethod
+    def _check_budgets(cls, value: dict[str, float]) -> dict[str, float]:
+        from hybrid_agent.session.response_timing import BUDGET_STAGES
+
+        unknown = sorted(set(value) - set(BUDGET_STAGES))
+        if unknown:
+            raise ValueError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(BUDGET_STAGES)}")
+        if any(v <= 0 for v in value.values()):
+            raise ValueError("every budget must be a positive number of milliseconds")
+        return value
+
     # Twilio telephony (docs/telephony.md)
     twilio_auth_token: SecretStr | None = Field(
         default=None,

@@ -77,11 +77,11 @@ def test_schema_missing_or_outdated(empty_db_url: str, capsys: pytest.CaptureFix
     rc, out, err = cli(capsys, "audit", "calls", "--db", empty_db_url)
     assert rc == 2 and "run hybrid-agent db upgrade" in err and "Traceback" not in err
     rc, out, err = cli(capsys, "db", "upgrade", "--db", empty_db_url)
-    assert rc == 0 and "0003" in out
+    assert rc == 0 and "0004" in out
     # pretend the code moved on to a newer revision than the database
     import hybrid_agent.audit.store as store
 
-    monkeypatch.setattr(store, "_script_revisions", lambda: ("0004", frozenset({"0001", "0002", "0003", "0004"})))
+    monkeypatch.setattr(store, "_script_revisions", lambda: ("0005", frozenset({"0001", "0002", "0003", "0004", "0005"})))
     engine = make_engine(empty_db_url)
     with engine.connect() as conn, pytest.raises(SchemaOutdated, match="older than this code.*run hybrid-agent db upgrade"):
         check_schema(conn)

@@ -177,7 +177,7 @@ def cmd_calls(args: argparse.Namespace) -> int:
         rows = list_calls(
             conn, since=args.since, until=args.until, channel=args.channel, outcome=args.outcome,
             policy_version=args.policy_version, has_violation=args.has_violation, has_errors=args.has_errors,
-            config_refused=args.config_refused, blocked=args.blocked, limit=args.limit,
+            config_refused=args.config_refused, blocked=args.blocked, slow=args.slow, limit=args.limit,
         )
     if args.json:
         dump_json(rows, sys.stdout)
@@ -186,9 +186,11 @@ def cmd_calls(args: argparse.Namespace) -> int:
         r["started"] = fmt_time(r["started_at"])
         r["duration"] = fmt_secs(r["duration_ms"])
         r["outcome"] = r["outcome"] or "(open)"
-        r["flags"] = "CONFIG REFUSED" if r["config_refused"] else ""
+        r["flags"] = " ".join(f for f, on in (("CONFIG REFUSED", r["config_refused"]), (f"SLOW x{r['slow']}", r["slow"])) if on)
+        r["ttfa"] = "-" if r["ttfa_p50_ms"] is None else f"{r['ttfa_p50_ms']:.0f}/{r['ttfa_max_ms'] or 0:.0f} ms"
     print_table(rows, [("call_id", "CALL"), ("started", "STARTED"), ("channel", "CHANNEL"), ("outcome", "OUTCOME"),
-                       ("duration", "DURATION"), ("turns", "TURNS"), ("violations", "VIOLATIONS"), ("blocked", "BLOCKED"), ("errors", "ERRORS"),
+                       ("duration", "DURATION"), ("turns", "TURNS"), ("ttfa", "TTFA P50/MAX"), ("violations", "VIOLATIONS"),
+                       ("blocked", "BLOCKED"), ("errors", "ERRORS"),
                        ("flags", "FLAGS"), ("policy_version", "POLICY"), ("caller_pseudonym", "CALLER")], sys.stdout, width=44)
     refused = sum(1 for r in rows if r["config_refused"])
     note = f"; {refused} with a refused session.update (configuration not applied)" if refused else ""
@@ -201,12 +203,50 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     with open_db(args) as conn:
         call = show_call(conn, args.call_id)
+    price_call(call)
     if args.json:
         dump_json(call, sys.stdout)
         return 0
     for line in render_call(call, all_decisions=args.all):
         print(line)
     return 0
+
+
+def price_call(call: dict[str, Any]) -> None:
+    """Each response's cost at the price table (``cost_usd``, None for a model it has no price for),
+    on its answer's turn too, and the call's total (``cost_usd``)."""
+    from hybrid_agent.cost.estimate import price_response
+    from hybrid_agent.cost.prices import PriceFileError, load_prices
+    from hybrid_agent.settings import load_settings
+
+    try:
+        prices = load_prices(load_settings().prices_file)
+    except PriceFileError as exc:
+        print(f"warning: {exc}; costs use the default prices", file=sys.stderr)
+        prices = load_prices(None)
+    model = str(call["call"].get("model") or "")
+    by_seq = {}
+    for r in call.get("responses", []):
+        r["cost_usd"] = price_response(r, model, prices)
+        by_seq[r["seq"]] = r["cost_usd"]
+    for group in (call.get("turns", []), call.get("timeline", [])):
+        for t in group:
+            if t.get("kind", "turn") == "turn":
+                t["cost_usd"] = by_seq.get(t.get("response_seq"))
+    priced = [r["cost_usd"] for r in call.get("responses", []) if r["cost_usd"] is not None]
+    call["cost_usd"] = round(sum(priced), 6) if priced else None
+    call["prices_as_of"] = prices.as_of
+
+
+def _turn_timing(e: dict[str, Any]) -> str:
+    parts = []
+    if e.get("ttfa_ms") is not None:
+        parts.append(f"first audio {e['ttfa_ms']:.0f} ms")
+    if e.get("cost_usd") is not None:
+        parts.append(f"${e['cost_usd']:.4f}")
+    if e.get("over_budget"):
+        parts.append(f"SLOW: {e['over_budget'].replace(',', ', ')} over budget")
+    return f"  [{'; '.join(parts)}]" if parts else ""
 
 
 def _default_allow(e: dict[str, Any]) -> bool:
@@ -233,7 +273,7 @@ def render_call(call: dict[str, Any], *, all_decisions: bool = False) -> list[st
         at = fmt_secs(e["at_ms"], "7.1f").rjust(8)
         if e["kind"] == "turn":
             text = e["text"] if e["text"] is not None else f"({e['status']})"
-            lines.append(f"{at}  #{e['seq']!s:<3} {e['role']!s:<9} {text}")
+            lines.append(f"{at}  #{e['seq']!s:<3} {e['role']!s:<9} {text}{_turn_timing(e)}")
             if e["interrupted"]:
                 lines.append(f"{'':8}       interrupted: caller heard {fmt_secs(e['audio_end_ms'])} of "
                              f"{fmt_secs(e['audio_ms'] or 0)}: \"{e['heard_text']}\"")
@@ -254,6 +294,12 @@ def render_call(call: dict[str, Any], *, all_decisions: bool = False) -> list[st
             lines.append(f"{at}       {render_gate(e)}")
     end = call["ended"]
     lines.append(f"  call ended: {end['outcome']} after {fmt_secs(end['at_ms'])}" if end else "  call has not ended (no end recorded)")
+    if call.get("responses"):
+        ttfas = sorted(r["ttfa_ms"] for r in call["responses"] if isinstance(r.get("ttfa_ms"), (int, float)))
+        cost = f"${call['cost_usd']:.4f} (prices as of {call.get('prices_as_of')})" if call.get("cost_usd") is not None else "no price for this model"
+        timing = f"first audio median {ttfas[len(ttfas) // 2]:.0f} ms, max {ttfas[-1]:.0f} ms" if ttfas else "no audio answer"
+        slow = f"; {call['slow']} over budget" if call.get("slow") else ""
+        lines.append(f"  {len(call['responses'])} responses: {timing}{slow}; cost {cost}")
     if hidden:
         lines.append(f"  ({hidden} decisions where no rule matched and the pack's default allowed: --all lists them)")
     return lines
@@ -540,6 +586,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="only calls where a session.update was refused")
     p.add_argument("--blocked", dest="blocked", action="store_const", const=True, default=None,
                    help="only calls where the gate blocked speech (a speech_blocked gate action)")
+    p.add_argument("--slow", dest="slow", action="store_const", const=True, default=None,
+                   help="only calls with a response over a latency budget (HYBRID_AGENT_LATENCY_BUDGETS)")
     p.add_argument("--limit", type=positive_int, default=50)
     p.add_argument("--json", action="store_true")
     _add_db(p)
@@ -598,6 +646,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _add_db(p)
     p.set_defaults(func=_run(cmd_verify))
 
+    from hybrid_agent.cost.cli import register as register_cost
+
+    register_cost(asub, _add_db, _run, parse_time)
+
     p = asub.add_parser("generate", help="write realistic synthetic calls through the record API (demos, tests, benchmarks)")
     p.add_argument("--calls", type=int, required=True)
     p.add_argument("--turns-per-call", dest="turns_per_call", type=int, default=10)
@@ -609,4 +661,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=_run(cmd_generate))
 
 
-__all__ = ["register", "parse_time", "parse_duration", "render_call", "render_event", "render_gate", "DatabaseUnavailable"]
+__all__ = ["register", "parse_time", "parse_duration", "price_call", "render_call", "render_event", "render_gate", "DatabaseUnavailable"]

@@ -29,6 +29,7 @@ from hybrid_agent.audit.records import (
     DisclosureRecord,
     GateActionRecord,
     PolicyDecisionRecord,
+    ResponseMetrics,
     ToolCallRecord,
     ToolResultRecord,
     TurnInterrupted,
@@ -56,6 +57,8 @@ def _payload(value: str | None, redacted: bool) -> str | None:
 #: a plain protocol identifier (event type, parameter path, event id, error code): stored as is
 _PLAIN_CODE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]{0,127}")
 _DIGIT_RUN = re.compile(r"\d{7,}")
+#: the service's response ids (resp_ and letters/digits): kept whole so a trace can be joined on them
+_RESPONSE_ID = re.compile(r"resp_[A-Za-z0-9]{1,64}")
 MAX_EVENT_MESSAGE = 4000
 
 
@@ -135,6 +138,19 @@ def record_to_row(record: AuditRecord, pseudonym: Pseudonymizer) -> tuple[str, R
             "audio_end_ms": r.audio_end_ms, "requested_ms": r.requested_ms, "latency_ms": r.latency_ms,
             "status": _code(r.status, r.redacted), "tool": _code(r.tool, r.redacted),
             "text": _text(_cut(r.text), r.redacted), "redaction": _how(r.redacted),
+        }
+    if isinstance(r, ResponseMetrics):
+        return "response_metrics", {
+            "id": r.record_id, "call_id": r.call_id, "seq": r.seq, "at_ms": r.at_ms,
+            "model": _code(r.model, False) or "unknown", "status": _code(r.status, False) or "unknown",
+            "response_id": r.response_id if r.response_id and _RESPONSE_ID.fullmatch(r.response_id) else None, "turn_seq": r.turn_seq, "user_seq": r.user_seq,
+            "reference": r.reference, "reference_ms": r.reference_ms,
+            "first_audio_ms": r.first_audio_ms, "released_ms": r.released_ms, "ttfa_ms": r.ttfa_ms,
+            "gate_ms": r.gate_ms, "audio_ms": r.audio_ms, "over_budget": r.over_budget,  # the bridge's own stage names
+            "input_text_tokens": r.input_text_tokens, "input_audio_tokens": r.input_audio_tokens,
+            "input_image_tokens": r.input_image_tokens, "cached_text_tokens": r.cached_text_tokens,
+            "cached_audio_tokens": r.cached_audio_tokens, "output_text_tokens": r.output_text_tokens,
+            "output_audio_tokens": r.output_audio_tokens,
         }
     if isinstance(r, CallStarted):
         return "calls", {

@@ -225,6 +225,43 @@ class GateActionRow(Base):
     )
 
 
+class ResponseMetricsRow(Base):
+    """Per model response (``ResponseMetrics``): time to first audio, the gate's hold, latency
+    budgets exceeded, and the token usage of its ``response.done`` (what ``audit cost`` prices)."""
+
+    __tablename__ = "response_metrics"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    call_id: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Integer)
+    at_ms: Mapped[float] = mapped_column(Double)
+    model: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    response_id: Mapped[str | None] = mapped_column(Text)
+    turn_seq: Mapped[int | None] = mapped_column(Integer)
+    user_seq: Mapped[int | None] = mapped_column(Integer)
+    reference: Mapped[str] = mapped_column(Text)
+    reference_ms: Mapped[float | None] = mapped_column(Double)
+    first_audio_ms: Mapped[float | None] = mapped_column(Double)
+    released_ms: Mapped[float | None] = mapped_column(Double)
+    ttfa_ms: Mapped[float | None] = mapped_column(Double)
+    gate_ms: Mapped[float | None] = mapped_column(Double)
+    audio_ms: Mapped[float] = mapped_column(Double)
+    over_budget: Mapped[str | None] = mapped_column(Text)
+    input_text_tokens: Mapped[int] = mapped_column(Integer)
+    input_audio_tokens: Mapped[int] = mapped_column(Integer)
+    input_image_tokens: Mapped[int] = mapped_column(Integer)
+    cached_text_tokens: Mapped[int] = mapped_column(Integer)
+    cached_audio_tokens: Mapped[int] = mapped_column(Integer)
+    output_text_tokens: Mapped[int] = mapped_column(Integer)
+    output_audio_tokens: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index(None, "call_id", "seq", unique=True),
+        Index(None, "over_budget", "call_id"),
+    )
+
+
 class LedgerEntry(Base):
     """One link of the global hash chain: ``hash = sha256(prev_hash + canonical(record))``."""
 
@@ -255,6 +292,7 @@ RECORD_TABLES = (
     Disclosure.__table__,
     CallEvent.__table__,
     GateActionRow.__table__,
+    ResponseMetricsRow.__table__,
 )
 """Tables whose rows are chained in the ledger, by name below."""
 

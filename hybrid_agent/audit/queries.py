@@ -36,6 +36,7 @@ decisions_t = TABLES["policy_decisions"]
 disclosures_t = TABLES["disclosures"]
 events_t = TABLES["call_events"]
 gates_t = TABLES["gate_actions"]
+metrics_t = TABLES["response_metrics"]
 
 REFUSED_SOURCES = ("upstream_refused", "bridge_refused")
 BLOCKED_ACTION = "speech_blocked"
@@ -77,6 +78,7 @@ def list_calls(
     has_errors: bool | None = None,
     config_refused: bool | None = None,
     blocked: bool | None = None,
+    slow: bool | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
     """Calls, newest first.  ``since``/``until`` are epoch seconds on the call's start.
@@ -85,7 +87,9 @@ def list_calls(
     ``config_refused`` is true if a ``session.update`` was refused (see :func:`config_refused_clause`).
     ``blocked`` counts the call's ``speech_blocked`` gate actions and ``leaked_ms`` sums their
     ``leaked_ms`` (0.0 when none); the ``blocked`` filter keeps calls with (True) or without
-    (False) a blocked speech.
+    (False) a blocked speech.  ``slow`` counts the call's responses over a latency budget
+    (``response_metrics.over_budget``); the ``slow`` filter keeps calls with (True) or without (False) one.
+    ``ttfa_p50_ms`` / ``ttfa_max_ms``: the call's time to first audio (None without a timed response).
     """
     violation = exists().where(and_(decisions_t.c.violation == true(), decisions_t.c.call_id == calls_t.c.id))
     errors = exists().where(events_t.c.call_id == calls_t.c.id, _is_error())
@@ -96,6 +100,9 @@ def list_calls(
     was_blocked = exists().where(gates_t.c.call_id == calls_t.c.id, gates_t.c.action == BLOCKED_ACTION)
     n_blocked = select(func.count()).where(gates_t.c.call_id == calls_t.c.id, gates_t.c.action == BLOCKED_ACTION).scalar_subquery()
     leaked = select(func.sum(gates_t.c.leaked_ms)).where(gates_t.c.call_id == calls_t.c.id).scalar_subquery()
+    was_slow = exists().where(metrics_t.c.call_id == calls_t.c.id, metrics_t.c.over_budget.is_not(None))
+    n_slow = select(func.count()).where(metrics_t.c.call_id == calls_t.c.id, metrics_t.c.over_budget.is_not(None)).scalar_subquery()
+    ttfa_max = select(func.max(metrics_t.c.ttfa_ms)).where(metrics_t.c.call_id == calls_t.c.id).scalar_subquery()
     q = (
         select(
             calls_t.c.id.label("call_id"), calls_t.c.started_at, calls_t.c.channel, calls_t.c.model, calls_t.c.upstream,
@@ -103,6 +110,7 @@ def list_calls(
             endings_t.c.outcome, endings_t.c.at_ms.label("duration_ms"),
             n_turns.label("turns"), n_viol.label("violations"), n_err.label("errors"),
             refused.label("config_refused"), n_blocked.label("blocked"), leaked.label("leaked_ms"),
+            n_slow.label("slow"), ttfa_max.label("ttfa_max_ms"),
         )
         .select_from(calls_t.outerjoin(endings_t, endings_t.c.call_id == calls_t.c.id))
         .order_by(calls_t.c.started_at.desc(), calls_t.c.id.desc())
@@ -134,8 +142,20 @@ def list_calls(
         q = q.where(was_blocked)
     elif blocked is False:
         q = q.where(~was_blocked)
+    if slow is True:
+        q = q.where(was_slow)
+    elif slow is False:
+        q = q.where(~was_slow)
     rows = [dict(r._mapping) for r in conn.execute(q)]
+    ttfas: dict[str, list[float]] = {}
+    if rows:
+        for m in conn.execute(select(metrics_t.c.call_id, metrics_t.c.ttfa_ms).where(
+                metrics_t.c.call_id.in_([r["call_id"] for r in rows]), metrics_t.c.ttfa_ms.is_not(None))):
+            if (v := _num(m.ttfa_ms)) is not None:
+                ttfas.setdefault(m.call_id, []).append(v)
     for r in rows:
+        r["ttfa_p50_ms"] = percentile(ttfas.get(r["call_id"], []), 50)
+        r["ttfa_max_ms"] = _num(r["ttfa_max_ms"])
         r["config_refused"] = bool(r["config_refused"])
         r["leaked_ms"] = _num(r["leaked_ms"]) or 0.0
     return rows
@@ -166,6 +186,8 @@ def show_call(conn: Connection, call_id: str) -> dict[str, Any]:
         }
         tools.append(t)
     decisions = [dict(r) for r in conn.execute(select(decisions_t).where(decisions_t.c.call_id == call_id).order_by(decisions_t.c.seq)).mappings()]
+    responses = [dict(r) for r in conn.execute(select(metrics_t).where(metrics_t.c.call_id == call_id).order_by(metrics_t.c.seq)).mappings()]
+    answered_by = {r["turn_seq"]: r for r in responses if r["turn_seq"] is not None}
     disclosures = [dict(r) for r in conn.execute(select(disclosures_t).where(disclosures_t.c.call_id == call_id).order_by(disclosures_t.c.at_ms)).mappings()]
     for ev in events:
         ev["refused"] = ev["source"] in REFUSED_SOURCES
@@ -176,11 +198,15 @@ def show_call(conn: Connection, call_id: str) -> dict[str, Any]:
         t["interrupted"] = cut is not None
         t["heard_text"] = cut["heard_text"] if cut else t["text"]
         t["audio_end_ms"] = cut["audio_end_ms"] if cut else None
+        timed = answered_by.get(t["seq"]) if t["role"] == "assistant" else None
+        t["ttfa_ms"] = _num(timed["ttfa_ms"]) if timed else None
+        t["over_budget"] = timed["over_budget"] if timed else None
+        t["response_seq"] = timed["seq"] if timed else None
 
     # one timeline: turns by speech start, then everything else at its time
     timeline: list[dict[str, Any]] = []
     for t in turns:
-        timeline.append({"at_ms": t["started_ms"], "order": 0, "kind": "turn", **_pick(t, "seq", "role", "status", "text", "heard_text", "interrupted", "audio_end_ms", "audio_ms")})
+        timeline.append({"at_ms": t["started_ms"], "order": 0, "kind": "turn", **_pick(t, "seq", "role", "status", "text", "heard_text", "interrupted", "audio_end_ms", "audio_ms", "ttfa_ms", "over_budget", "response_seq")})
     for t in tools:
         timeline.append({"at_ms": t["at_ms"], "order": 1, "kind": "tool_call", **_pick(t, "tool_call_id", "name", "arguments", "result")})
     for d in decisions:
@@ -207,6 +233,8 @@ def show_call(conn: Connection, call_id: str) -> dict[str, Any]:
         "errors": sum(1 for ev in events if not ev["notice"]),
         "config_refused": bool(config_refused),
         "gate_actions": gates,
+        "responses": responses,
+        "slow": sum(1 for r in responses if r["over_budget"]),
         "blocked": sum(1 for g in gates if g["action"] == BLOCKED_ACTION),
         "leaked_ms": sum(n for g in gates if (n := _num(g["leaked_ms"])) is not None and n == n),
         "timeline": timeline,

@@ -290,6 +290,54 @@ class GateActionRecord:
         return f"{self.call_id}/gate/{self.seq}"
 
 
+@dataclass(frozen=True, slots=True)
+class ResponseMetrics:
+    """What one model response took and what it used: per-stage timings and its ``response.done`` usage.
+
+    A record of its own (records are append-only): the answer's ``TurnRecord`` is written when its
+    item is done, the usage arrives later with ``response.done``, and the release to the caller
+    (hold mode) may come later still.  ``seq`` numbers the call's responses (0, 1, ...).
+
+    Times are on the call clock (ms since the call started).  ``reference_ms`` is when the caller
+    stopped speaking (the ``speech_stopped`` event, ``reference = "speech_stopped"``), or committed
+    its turn without the service's turn detection (``committed``), or when the response was created
+    when no caller turn prompted it (``response_created``: a typed turn, the bridge's own answer).
+    ``ttfa_ms`` (time to first audio) = first audio released to the caller - reference;
+    ``gate_ms`` = release - first audio from the model (the gate's hold; 0 without a gate).
+    ``over_budget``: the stages over their latency budget, comma-separated (``None``: none).
+    Tokens are the service's own counts; ``cached_*`` are part of ``input_*``.  No text: nothing
+    here is personal data.
+    """
+
+    call_id: str
+    seq: int
+    at_ms: float
+    model: str
+    status: str
+    response_id: str | None = None
+    turn_seq: int | None = None      # the assistant turn the response spoke (its first message)
+    user_seq: int | None = None      # the caller turn it answered (None: no speech prompted it)
+    reference: str = "response_created"  # speech_stopped | committed | response_created
+    reference_ms: float | None = None
+    first_audio_ms: float | None = None  # first audio delta from the model
+    released_ms: float | None = None     # first audio delta sent to the caller
+    ttfa_ms: float | None = None
+    gate_ms: float | None = None
+    audio_ms: float = 0.0                # audio the response carried
+    over_budget: str | None = None
+    input_text_tokens: int = 0
+    input_audio_tokens: int = 0
+    input_image_tokens: int = 0
+    cached_text_tokens: int = 0
+    cached_audio_tokens: int = 0
+    output_text_tokens: int = 0
+    output_audio_tokens: int = 0
+
+    @property
+    def record_id(self) -> str:
+        return f"{self.call_id}/response/{self.seq}"
+
+
 AuditRecord = Union[
     CallStarted,
     CallEnded,
@@ -301,4 +349,5 @@ AuditRecord = Union[
     DisclosureRecord,
     CallEventRecord,
     GateActionRecord,
+    ResponseMetrics,
 ]

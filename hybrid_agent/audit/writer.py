@@ -111,6 +111,7 @@ class AuditWriter:
         self.probe_interval_s = probe_interval_s
         self.spool = Spool(spool_path if spool_path is not None else DEFAULT_SPOOL)
         self.fault_hook: Callable[[], None] | None = None
+        self._durable_hooks: list[Callable[[list[AuditRecord], str], None]] = []
         self.stats = {"written": 0, "spooled": 0, "replayed": 0, "batches": 0, "db_errors": 0, "spool_errors": 0}
         self._pseudonym = Pseudonymizer(pseudonym_key)
         self._queue: collections.deque[AuditRecord | _Flush] = collections.deque()
@@ -160,6 +161,11 @@ class AuditWriter:
             return
         if wake:
             self._wake.set()
+
+    def add_durable_hook(self, hook: Callable[[list[AuditRecord], str], None]) -> None:
+        """Call ``hook(records, "database" | "spool")`` on the writer's thread once records are durable
+        (telemetry's audit lag); a hook that raises is logged, never allowed to stop the writer."""
+        self._durable_hooks.append(hook)
 
     @property
     def db_available(self) -> bool:
@@ -460,7 +466,12 @@ class AuditWriter:
                 if records:
                     if overflow:
                         log.warning("audit writer: %d records waiting (> %d): spooling the backlog", len(records), self.max_queue)
-                    self._write(self._convert(records), spool_only=overflow)
+                    where = self._write(self._convert(records), spool_only=overflow)
+                    for hook in self._durable_hooks:
+                        try:
+                            hook(records, where)
+                        except Exception:
+                            log.exception("audit writer: a durable hook failed")
             except Exception as exc:  # neither the database nor the spool took them (e.g. disk full)
                 q.extendleft(reversed(records))  # back at the front, in order: retried, never dropped
                 self._write_failed(exc, len(records))
@@ -553,18 +564,21 @@ class AuditWriter:
         log.error("audit writer: %d records could not be written to the database or the spool %s (%s); "
                   "kept in memory, retrying in %.1fs", n, self.spool.path, self._spool_error, delay)
 
-    def _write(self, items: list[Item], *, spool_only: bool = False) -> None:
+    def _write(self, items: list[Item], *, spool_only: bool = False) -> str:
+        """Store ``items``; returns where they went: ``database`` or ``spool``."""
         if spool_only or self._db_down or self.spool.pending():
             # keep order: nothing overtakes what is already spooled
             self._spool_items(items)
             if not spool_only and time.monotonic() >= self._next_retry:
                 self._replay()
-            return
+            return "spool"
         try:
             self._db_write(items)
         except Exception as exc:  # the database is down (rows it refuses were quarantined in _db_write)
             self._mark_down(exc)
             self._spool_items(items)
+            return "spool"
+        return "database"
 
     def _convert(self, records: list[AuditRecord]) -> list[Item]:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,8 @@ class PolicyOutcome:
     pii: dict[str, int]
     input_digest: str
     findings: tuple[Finding, ...]
+    pii_ms: float | None = None    # time the PII scan took (None: no scan)
+    rules_ms: float | None = None  # time the rules took
 
 
 def input_digest(inp: PolicyInput) -> str:
@@ -103,11 +106,16 @@ class PolicyGate:
     def decide(self, check: PolicyCheck) -> PolicyOutcome:
         inp = check.input
         pii: dict[str, int] = dict(inp.pii)
+        pii_ms: float | None = None
         if check.scan_pii and inp.text:
+            t0 = time.perf_counter()
             pii = dict(Counter(e.type for e in self._scan(inp.text)))
+            pii_ms = (time.perf_counter() - t0) * 1000
             inp = inp.model_copy(update={"pii": pii})
+        t1 = time.perf_counter()
         decision = self.pack.evaluate(inp)
-        return PolicyOutcome(check, decision, pii, input_digest(inp), self._findings(decision))
+        rules_ms = (time.perf_counter() - t1) * 1000
+        return PolicyOutcome(check, decision, pii, input_digest(inp), self._findings(decision), pii_ms, rules_ms)
 
     def decide_speech(self, check: SpeechCheck) -> SpeechVerdict:
         """How much of an answer may be spoken: whole sentences the PII gate has settled, if the

@@ -106,6 +106,19 @@ def build_app(
             body["reason"] = "audit records cannot be stored: neither the database nor the spool is writable"
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    telemetry = getattr(audit, "telemetry", None)  # a TelemetrySink (hybrid_agent/telemetry) carries it
+
+    async def metrics(request: Request) -> Response:
+        """Prometheus text format; the bridge token is required like on every endpoint."""
+        if not token_is_valid(bearer_token(request.headers), settings.bridge_tokens):
+            return _unauthorized()
+        if telemetry is None or telemetry.registry is None:
+            return JSONResponse({"error": {"type": "not_found", "message": "metrics are off (HYBRID_AGENT_METRICS=0)"}},
+                                status_code=404)
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(telemetry.prometheus_text(), media_type=CONTENT_TYPE_LATEST)
+
     async def realtime(websocket: WebSocket) -> None:
         if not token_is_valid(bearer_token(websocket.headers), settings.bridge_tokens):
             await websocket.send_denial_response(_unauthorized())
@@ -148,6 +161,7 @@ def build_app(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             WebSocketRoute("/v1/realtime", realtime),
             Route(VOICE_PATH, twilio_voice_endpoint(settings, stream_tokens), methods=["POST"]),
             WebSocketRoute(MEDIA_PATH, twilio_media),

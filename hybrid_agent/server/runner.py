@@ -125,6 +125,11 @@ class BridgeServer:
         if audit is None:
             self._owned_writer = make_writer(settings)
             audit = self._owned_writer
+        from hybrid_agent.telemetry import TelemetrySink, build_telemetry
+
+        self.telemetry = build_telemetry(settings)  # spans and metrics see every record on its way to the audit
+        if self.telemetry is not None:
+            audit = TelemetrySink(audit, self.telemetry)
         self.audit = audit
         self.connector = UpstreamConnector(settings)
         self._gate_executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -214,6 +219,8 @@ class BridgeServer:
             await self._owned_notifier.aclose()  # what the calls escalated is delivered (a few seconds at most)
         if self._owned_writer is not None:
             await self._owned_writer.close()
+        if self.telemetry is not None:
+            await asyncio.to_thread(self.telemetry.shutdown)  # the last spans and metrics go out
 
     async def __aenter__(self) -> "BridgeServer":
         await self.start()

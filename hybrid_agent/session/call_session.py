@@ -63,6 +63,7 @@ from hybrid_agent.session.disclosures import DisclosureTracker
 from hybrid_agent.policy.speech import SpeechCheck, SpeechVerdict
 from hybrid_agent.session.speech_gate import SpeechGate
 from hybrid_agent.session.tool_orchestrator import ToolOrchestrator
+from hybrid_agent.session.response_timing import ResponseTiming
 from hybrid_agent.session.replay import REPLAY_ITEM_PREFIX, HiddenItems, ConversationLog, ReconnectQueue
 from hybrid_agent.session.client_config import ClientSessionConfig, describe_session
 from hybrid_agent.session.turns import (
@@ -129,6 +130,8 @@ class CallConfig:
     call_metadata: Mapping[str, str] = field(default_factory=dict)
     #: server tools with arguments the caller keys in (tool -> {argument: kind}; ``session.keypad``)
     keypad_tools: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: latency budgets in ms by stage (``session.response_timing.RESPONSE_STAGES``): a response over one is marked
+    latency_budgets: Mapping[str, float] = field(default_factory=dict)
 
 
 BRIDGE_UPDATE_EVENT_ID = "event_bridge_transcription"
@@ -141,6 +144,10 @@ class CallSession:
         self.call_id = config.call_id
         self.input_audio_ms = 0.0  # caller audio forwarded upstream
         self.tracker = TurnTracker(config.call_id)
+        self.timing = ResponseTiming(
+            config.call_id, config.model, dict(config.latency_budgets),
+            audio_ms_of=lambda rid: sum(t.audio_ms for t in self.tracker.answer_of(rid)),
+        )
         self.closed = False
         self._started_ms = 0.0
         gate = config.gate
@@ -383,6 +390,7 @@ class CallSession:
         try:
             out: list[Action] = []
             self._turn_facts(self.tracker.flush(self._rel(now_ms)), now_ms, out)
+            out.extend(Audit(r) for r in self.timing.flush(self._rel(now_ms)))
         except Exception as exc:  # the call's end must reach the audit whatever state it is in
             self.malformed_upstream.append(f"flush at call end: {type(exc).__name__}: {exc}")
             out = []
@@ -397,6 +405,9 @@ class CallSession:
         """A ``StartTimer`` ran out (the speech gate's and the gated user turn's check deadlines)."""
         if self.closed:
             return []
+        return self._note_released(self._timer_fired(name, now_ms), now_ms)
+
+    def _timer_fired(self, name: str, now_ms: float) -> list[Action]:
         waited = self.tool_flow.timer_fired(name)
         if waited is not None:
             return waited
@@ -432,13 +443,13 @@ class CallSession:
         """The gate worker decided a ``CheckSpeech``."""
         if self.speech is None or self.closed:
             return []
-        return self.speech.verdict(verdict, now_ms)
+        return self._note_released(self.speech.verdict(verdict, now_ms), now_ms)
 
     def feed_speech_failure(self, check: SpeechCheck, reason: str, now_ms: float) -> list[Action]:
         """A ``CheckSpeech`` raised: the gate fails closed unless the pack says open."""
         if self.speech is None or self.closed:
             return []
-        return self.speech.failed(check, reason, now_ms)
+        return self._note_released(self.speech.failed(check, reason, now_ms), now_ms)
 
     def _next_gate_seq(self) -> int:
         self._gate_seq += 1
@@ -625,6 +636,10 @@ class CallSession:
         return self.feed_upstream(event, now_ms, raw=text)
 
     def feed_upstream(self, event: dict[str, Any], now_ms: float, raw: str | None = None) -> list[Action]:
+        out = self._feed_upstream(event, now_ms, raw)
+        return self._note_released(out, now_ms) if self.timing.awaiting_release else out
+
+    def _feed_upstream(self, event: dict[str, Any], now_ms: float, raw: str | None) -> list[Action]:
         out: list[Action] = []
         if event["type"] == "error":
             self._record_upstream_error(event, now_ms, out)
@@ -635,6 +650,7 @@ class CallSession:
             self.malformed_upstream.append(f"{event['type']}: {type(exc).__name__}: {exc}")
             facts = []
         self._turn_facts(facts, now_ms, out)
+        self._time_response(event, now_ms, out)
         if self.bridge_turns is not None:
             self._bridge_turn_events(event, out)
         if self.tools is not None:
@@ -761,6 +777,25 @@ class CallSession:
                 turn = self.assistant_turns[fact.item_id]
                 self._unhear_disclosures(turn, fact.heard_text, now_ms, out)
                 self.history.heard(turn.item_id, fact.heard_text)  # after a reconnect the model remembers what the caller heard
+
+    def _time_response(self, event: dict[str, Any], now_ms: float, out: list[Action]) -> None:
+        """Per-response timing and usage (``session.response_timing``), never allowed to break the call."""
+        user_seq = turn_seq = None
+        kind = event["type"]
+        if kind in ("input_audio_buffer.speech_stopped", "input_audio_buffer.committed"):
+            turn = self.tracker.user_turns.get(str(event.get("item_id")))
+            user_seq = turn.seq if turn is not None else None
+        elif kind == "response.output_item.added" and isinstance(event.get("item"), dict):
+            answer = self.tracker.assistant_turns.get(str(event["item"].get("id")))
+            turn_seq = answer.seq if answer is not None else None
+        out.extend(Audit(r) for r in self.timing.on_upstream(event, self._rel(now_ms), user_seq, turn_seq))
+
+    def _note_released(self, actions: list[Action], now_ms: float) -> list[Action]:
+        """The first audio of an answer going to the caller ends its time to first audio."""
+        if self.timing.awaiting_release:
+            sent = [a.event for a in actions if isinstance(a, SendClient)]
+            actions.extend(Audit(r) for r in self.timing.released(sent, self._rel(now_ms)))
+        return actions
 
     # ------------------------------------------------------------------ helpers
     def playback_position_ms(self, item_id: str, now_ms: float) -> float:

@@ -180,6 +180,7 @@ class SimSession:
         self.session = default_session(model)
         self.conversation_id = new_id("conv")
         self.items: list[dict[str, Any]] = []
+        self._billed_items: set[str] = set()  # items an earlier response read (cached input from then on)
         self.info: dict[str, _ItemInfo] = {}
         self.closed = False
         self.count = 0
@@ -782,16 +783,25 @@ class SimSession:
                                                                "output": output, "usage": self._usage(output)}})
 
     def _usage(self, output: list[dict[str, Any]]) -> dict[str, Any]:
-        in_text = sum(_tokens(_item_text(it)) for it in self.items) + _tokens(self.session.get("instructions") or "")
-        in_audio = sum(int(self.info[it["id"]].audio_ms / 100) for it in self.items
-                       if it.get("role") == "user" and it["id"] in self.info)
+        """Token counts as the service bills them: the whole context is input to every response (the
+        caller's audio at 10 tokens a second), the answer's audio is output at 20 a second, and the
+        part of the context an earlier response already read counts as cached input."""
+        instructions = _tokens(self.session.get("instructions") or "")
+        text = {it["id"]: _tokens(_item_text(it)) for it in self.items}
+        audio = {it["id"]: int(self.info[it["id"]].audio_ms / 100) for it in self.items
+                 if it.get("role") == "user" and it["id"] in self.info}
+        seen = self._billed_items
+        in_text, in_audio = instructions + sum(text.values()), sum(audio.values())
+        cached_text = sum(n for i, n in text.items() if i in seen) + (instructions if seen else 0)
+        cached_audio = sum(n for i, n in audio.items() if i in seen)
+        seen.update(text)
         out_text = sum(_tokens(_item_text(it)) for it in output)
         out_audio = sum(int(self.info[it["id"]].audio_ms / 50) for it in output if it["id"] in self.info)
         return {"total_tokens": in_text + in_audio + out_text + out_audio, "input_tokens": in_text + in_audio,
                 "output_tokens": out_text + out_audio,
                 "input_token_details": {"text_tokens": in_text, "audio_tokens": in_audio, "image_tokens": 0,
-                                        "cached_tokens": 0,
-                                        "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0,
+                                        "cached_tokens": cached_text + cached_audio,
+                                        "cached_tokens_details": {"text_tokens": cached_text, "audio_tokens": cached_audio,
                                                                   "image_tokens": 0}},
                 "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio}}
 

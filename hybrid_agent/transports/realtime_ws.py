@@ -49,6 +49,7 @@ from hybrid_agent.upstream.models import choose_model
 
 if TYPE_CHECKING:
     from hybrid_agent.server.escalation import EscalationSink
+    from hybrid_agent.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,12 @@ class CallRunner:
         connector: UpstreamConnector | None = None,
         tools: Any = None,
         escalations: EscalationSink | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.session = session
+        self.telemetry = telemetry
+        # tracing on: each caller frame's time in the bridge, summed per caller turn (telemetry/spans.py)
+        self._frame_stats = telemetry.frame_stats(session.call_id) if telemetry is not None else None
         played = getattr(client, "played_ms", None)  # a transport that owns playback (Twilio marks)
         if callable(played):
             session.set_playback(played)
@@ -159,14 +164,22 @@ class CallRunner:
         """PII analysis and policy evaluation run on the gate's worker thread, never on the event loop."""
         if self.policy_gate is None:
             return
+        started = time.time_ns()
         try:
             outcome = await asyncio.get_running_loop().run_in_executor(self.gate_executor, self.policy_gate.decide, check)
         except Exception as exc:
             log.exception("call %s: policy check %s (%s) failed", self.session.call_id, check.check_id, check.stage)
             # a check that cannot be decided is recorded with the pack's fail-closed effect, never dropped
-            await self.execute(self.session.feed_policy_failure(check, f"{type(exc).__name__}: {exc}", _now_ms()))
+            actions = self.session.feed_policy_failure(check, f"{type(exc).__name__}: {exc}", _now_ms())
+            if self.telemetry is not None:
+                self.telemetry.policy_check(self.session.call_id, check, None, started, time.time_ns(), actions)
+            await self.execute(actions)
             return
-        await self.execute(self.session.feed_policy_outcome(outcome, _now_ms()))
+        ended = time.time_ns()
+        actions = self.session.feed_policy_outcome(outcome, _now_ms())
+        if self.telemetry is not None:
+            self.telemetry.policy_check(self.session.call_id, check, outcome, started, ended, actions)
+        await self.execute(actions)
 
     async def _decide_speech(self, check: SpeechCheck) -> None:
         """Hold and monitor modes: may this much of the answer be spoken?  Decided on a gate worker."""
@@ -186,6 +199,7 @@ class CallRunner:
         from hybrid_agent.tools.registry import ToolArgumentError
 
         started = time.monotonic()
+        started_ns = time.time_ns()
         if self.tools is None:
             status, output = "error", json.dumps({"error": {"type": "unknown_tool", "message": "no server tools here"}})
         else:
@@ -210,6 +224,8 @@ class CallRunner:
                     log.exception("call %s: server tool %s failed", self.session.call_id, action.name)
                     status, output = "error", json.dumps({"error": {"type": "tool_failed", "message": type(exc).__name__}})
         latency = (time.monotonic() - started) * 1000
+        if self.telemetry is not None:
+            self.telemetry.tool_run(self.session.call_id, action.call_id, action.name, status, started_ns, time.time_ns())
         await self.execute(self.session.feed_tool_result(action.call_id, status, output, latency, _now_ms()))
 
     async def _timer(self, action: StartTimer) -> None:
@@ -229,7 +245,13 @@ class CallRunner:
             data = message.get("text")
             if data is None:
                 data = message.get("bytes") or b""
-            await self.execute(self.session.receive_client_frame(data, _now_ms()))
+            stats = self._frame_stats
+            if stats is None:
+                await self.execute(self.session.receive_client_frame(data, _now_ms()))
+            else:
+                t0 = time.perf_counter_ns()
+                await self.execute(self.session.receive_client_frame(data, _now_ms()))
+                stats.add(time.perf_counter_ns() - t0)
 
     async def upstream_pump(self) -> None:
         while True:
@@ -248,6 +270,7 @@ class CallRunner:
     async def _reconnect(self) -> bool:
         """Open a new upstream (a few tries, backing off) and let the session replay the call on it."""
         last = "no connector"
+        dropped_ns = time.time_ns()
         for delay in RECONNECT_DELAYS_S:
             await asyncio.sleep(delay)
             if self.connector is None or not self.client_open:
@@ -260,8 +283,12 @@ class CallRunner:
                 continue
             self.upstream_open = True
             log.info("call %s: upstream reconnected (attempt %d)", self.session.call_id, self.session.reconnects)
+            if self.telemetry is not None:
+                self.telemetry.reconnect(self.session.call_id, self.session.reconnects, True, dropped_ns, time.time_ns())
             await self.execute(self.session.upstream_reconnected(_now_ms()))
             return True
+        if self.telemetry is not None:
+            self.telemetry.reconnect(self.session.call_id, self.session.reconnects, False, dropped_ns, time.time_ns())
         await self.execute(self.session.upstream_reconnect_failed(_now_ms(), last))
         return False
 
@@ -401,6 +428,7 @@ async def run_bridged_call(
             caller_id=caller_id,
             call_metadata=call_metadata or {},
             keypad_tools=registry.keypad_fields() if registry is not None else {},
+            latency_budgets=settings.latency_budgets,
         )
     )
     try:
@@ -414,7 +442,8 @@ async def run_bridged_call(
         await refuse(str(exc))
         return
     runner = CallRunner(
-        session, client, upstream, audit, policy_gate, gate_executor, connector, tools=registry, escalations=escalations
+        session, client, upstream, audit, policy_gate, gate_executor, connector, tools=registry, escalations=escalations,
+        telemetry=getattr(audit, "telemetry", None),  # a TelemetrySink carries the process's telemetry
     )
     await runner.execute(session.start(_now_ms(), time.time()))
     for event in first_client_events or []:
