@@ -5,6 +5,7 @@ values the scenarios' callers and model said."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -64,6 +65,16 @@ async def test_demo_runs_every_step_and_stores_no_raw_pii(db_url: str, tmp_path:
                                 assert not planted.search(value), (table, value[:200])
     finally:
         engine.dispose()
+    # what the demo's calls cost, beside the cascades (docs/observability.md)
+    from hybrid_agent.cli import main
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["audit", "cost", "--json", "--db", db_url]) == 0
+    cost = json.loads(out.getvalue())
+    assert len(cost["rows"]) == 2 and all(r["responses"] > 0 and r["realtime_usd"] > 0 for r in cost["rows"])
+    assert all(r["cascades"][name]["usd"] > 0 for r in cost["rows"] for name in ("deepgram+groq+openai-tts", "openai-cascade"))
+    assert "time to first audio" not in shown and re.search(r"\[first audio \d+ ms; \$0\.\d{4}\]", shown)
 
 
 async def test_demo_twilio_phone_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
