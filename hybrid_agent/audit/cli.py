@@ -295,9 +295,11 @@ def render_call(call: dict[str, Any], *, all_decisions: bool = False) -> list[st
     end = call["ended"]
     lines.append(f"  call ended: {end['outcome']} after {fmt_secs(end['at_ms'])}" if end else "  call has not ended (no end recorded)")
     if call.get("responses"):
+        from hybrid_agent.audit.queries import percentile
+
         ttfas = sorted(r["ttfa_ms"] for r in call["responses"] if isinstance(r.get("ttfa_ms"), (int, float)))
         cost = f"${call['cost_usd']:.4f} (prices as of {call.get('prices_as_of')})" if call.get("cost_usd") is not None else "no price for this model"
-        timing = f"first audio median {ttfas[len(ttfas) // 2]:.0f} ms, max {ttfas[-1]:.0f} ms" if ttfas else "no audio answer"
+        timing = f"first audio p50 {percentile(ttfas, 50):.0f} ms, max {ttfas[-1]:.0f} ms" if ttfas else "no audio answer"
         slow = f"; {call['slow']} over budget" if call.get("slow") else ""
         lines.append(f"  {len(call['responses'])} responses: {timing}{slow}; cost {cost}")
     if hidden:

@@ -14,6 +14,7 @@ besides the conversation (instructions, tool declarations).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 AS_OF = "2026-12-01"
+_SNAPSHOT = re.compile(r"(.+)-\d{4}-\d{2}-\d{2}")
 
 
 class RealtimePrice(BaseModel):
@@ -61,14 +63,14 @@ class PriceTable(BaseModel):
     speaking_chars_per_second: float = Field(default=14.0, gt=0)
 
     def realtime_price(self, model: str) -> tuple[str, RealtimePrice] | None:
-        """The price of ``model``: its own entry, else the longest name it starts with (dated snapshots)."""
+        """The price of ``model``: its own entry, or the entry it is a dated snapshot of
+        (``gpt-realtime-2025-08-28``); any other name has no price (never guessed from a prefix)."""
         if model in self.realtime:
             return model, self.realtime[model]
-        matches = [name for name in self.realtime if model.startswith(name)]
-        if not matches:
-            return None
-        name = max(matches, key=len)
-        return name, self.realtime[name]
+        dated = _SNAPSHOT.fullmatch(model)
+        if dated is not None and dated.group(1) in self.realtime:
+            return dated.group(1), self.realtime[dated.group(1)]
+        return None
 
 
 DEFAULT_PRICES = PriceTable(

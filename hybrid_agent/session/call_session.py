@@ -782,13 +782,16 @@ class CallSession:
         """Per-response timing and usage (``session.response_timing``), never allowed to break the call."""
         user_seq = turn_seq = None
         kind = event["type"]
-        if kind in ("input_audio_buffer.speech_stopped", "input_audio_buffer.committed"):
-            turn = self.tracker.user_turns.get(str(event.get("item_id")))
-            user_seq = turn.seq if turn is not None else None
-        elif kind == "response.output_item.added" and isinstance(event.get("item"), dict):
-            answer = self.tracker.assistant_turns.get(str(event["item"].get("id")))
-            turn_seq = answer.seq if answer is not None else None
-        out.extend(Audit(r) for r in self.timing.on_upstream(event, self._rel(now_ms), user_seq, turn_seq))
+        try:
+            if kind in ("input_audio_buffer.speech_stopped", "input_audio_buffer.committed"):
+                turn = self.tracker.user_turns.get(str(event.get("item_id")))
+                user_seq = turn.seq if turn is not None else None
+            elif kind == "response.output_item.added" and isinstance(event.get("item"), dict):
+                answer = self.tracker.assistant_turns.get(str(event["item"].get("id")))
+                turn_seq = answer.seq if answer is not None else None
+            out.extend(Audit(r) for r in self.timing.on_upstream(event, self._rel(now_ms), user_seq, turn_seq))
+        except UPSTREAM_FIELD_ERRORS as exc:
+            self.malformed_upstream.append(f"response timing: {kind}: {type(exc).__name__}: {exc}")
 
     def _note_released(self, actions: list[Action], now_ms: float) -> list[Action]:
         """The first audio of an answer going to the caller ends its time to first audio."""

@@ -128,7 +128,10 @@ class ResponseTiming:
         # whatever was still open can no longer be released first: the caller is on the next answer
         out = [self._record(s) for s in list(self._open.values()) if s.done is not None]
         while len(self._open) >= MAX_OPEN:
-            out.append(self._record(next(iter(self._open.values()))))
+            oldest = next(iter(self._open.values()))
+            if oldest.done is None:
+                oldest.done, oldest.done_ms = {"status": "incomplete"}, rel_ms
+            out.append(self._record(oldest))
         if self._speech_stopped_ms is not None:
             ref, ref_ms, user_seq = self._reference, self._speech_stopped_ms, self._speech_user_seq
         else:
