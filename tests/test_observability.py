@@ -249,3 +249,17 @@ def test_bad_telemetry_settings_are_refused() -> None:
         Settings(otel_exporter="jaeger")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown stage"):
         Settings(latency_budgets={"ttfb": 100})
+
+
+def test_console_exporter_prints_the_call_span(capsys: pytest.CaptureFixture[str]) -> None:
+    from hybrid_agent.audit.records import CallEnded, CallStarted, TurnRecord
+    from hybrid_agent.telemetry import Telemetry
+
+    telemetry = Telemetry(Settings(otel_exporter="console", metrics=False))
+    telemetry.observe(CallStarted("call_console", 1_700_000_000.0, "realtime", "gpt-realtime", "sim"))
+    telemetry.observe(TurnRecord("call_console", 1, "user", "item_1", "my card is " + CARD, "completed", 0.0, 900.0))
+    telemetry.observe(CallEnded("call_console", 1_000.0, "completed"))
+    telemetry.shutdown()
+    out = capsys.readouterr().out
+    assert '"name": "call"' in out and '"name": "turn.user"' in out and '"hybrid_agent.turn_id": "call_console/turn/1"' in out
+    assert CARD not in out and "my card" not in out
