@@ -80,6 +80,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         await server.start()
         worker = f", worker {settings.worker_index}" if settings.worker_index is not None else ""
         print(f"bridge listening on {server.ws_base_url}/realtime (upstream: {settings.upstream}{worker})", flush=True)
+        traces = "off" if settings.otel_exporter == "none" else f"{settings.otel_exporter} {settings.otel_endpoint or '(default endpoint)'}"
+        metrics = "GET /metrics" if settings.metrics else "off"
+        print(f"telemetry: traces {traces}; metrics {metrics} (docs/observability.md)", flush=True)
         assert server._task is not None
         try:
             await server._task
