@@ -182,7 +182,10 @@ async def test_one_trace_per_call_matches_the_audit_rows(
             assert by_id[span["parent"]]["attrs"]["hybrid_agent.turn_id"] == f"{call_row['id']}/turn/{m['turn_seq']}"
     ttfa = [s for s in spans if s["name"] == "stage.time_to_first_audio"]
     assert ttfa and all(by_id[s["parent"]]["name"] == "response" for s in ttfa)
-    assert {s["name"] for s in spans} >= {"stage.gate_hold", "policy.check", "policy.evaluate", "pii.scan", "audit.commit"}
+    assert {s["name"] for s in spans} >= {"stage.gate_hold", "policy.check", "policy.evaluate", "pii.scan", "audit.commit",
+                                          "stage.caller_audio_to_upstream"}
+    forwarded = [s for s in spans if s["name"] == "stage.caller_audio_to_upstream"]
+    assert all(s["attrs"]["hybrid_agent.frames"] > 0 and by_id[s["parent"]]["name"] == "turn.user" for s in forwarded)
     # every decision row is named by a policy check span
     decided = {rid for s in spans if s["name"] == "policy.check" for rid in s["attrs"].get("hybrid_agent.record_ids", [])}
     assert {d["id"] for d in rows["policy_decisions"]} <= decided

@@ -1,5 +1,8 @@
 """Read side for compliance officers: list calls, show one, violations, search, export, verify.
 
+Why this module is long: every compliance query shares the table handles, the stored-value guards
+(``_num``) and the timeline shape; split by query, each part would import the others' helpers.
+
 Every function takes a SQLAlchemy ``Connection`` and returns plain dicts/lists
 (JSON-ready), so the CLI, tests and future HTTP endpoints share them.
 """

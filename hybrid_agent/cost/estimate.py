@@ -112,8 +112,16 @@ def _chars(text: Any, audio_ms: Any, cps: float) -> int:
 
 def price_response(row: Mapping[str, Any], model: str, prices: PriceTable) -> float | None:
     """USD of one ``response_metrics`` row, or None when the table has no price for its model."""
+    priced = _priced(row, model, prices)
+    return None if priced is None else priced[1]
+
+
+def _priced(row: Mapping[str, Any], model: str, prices: PriceTable) -> tuple[str, float] | None:
+    """The price table's name for the row's model and the row's USD, or None without a price."""
     found = prices.realtime_price(str(row.get("model") or model))
-    return None if found is None else realtime_cost({k: int(row.get(k) or 0) for k in TOKEN_FIELDS}, found[1])
+    if found is None:
+        return None
+    return found[0], realtime_cost({k: int(row.get(k) or 0) for k in TOKEN_FIELDS}, found[1])
 
 
 TOKEN_FIELDS = ("input_text_tokens", "input_audio_tokens", "input_image_tokens", "cached_text_tokens",
@@ -148,12 +156,12 @@ def call_costs(conn: Connection, prices: PriceTable, *, since: float | None = No
             c.responses += 1
             for k in TOKEN_FIELDS:
                 c.tokens[k] = c.tokens.get(k, 0) + int(m[k] or 0)
-            usd = price_response(m, c.model, prices)
-            if usd is None:
+            priced = _priced(m, c.model, prices)
+            if priced is None:
                 c.unpriced_responses += 1
             else:
-                c.realtime_usd += usd
-                c.priced_as = prices.realtime_price(str(m["model"] or c.model))[0]  # type: ignore[index]
+                c.priced_as = priced[0]
+                c.realtime_usd += priced[1]
         for cid, spoken in turns.items():
             c = costs[cid]
             c.caller_speech_ms = sum(t.audio_ms for t in spoken if t.role == "user")

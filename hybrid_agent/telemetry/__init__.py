@@ -9,6 +9,7 @@ times itself; nothing runs per audio frame unless tracing is on, and then only a
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -42,7 +43,8 @@ def _exporters(kind: str, endpoint: str | None) -> tuple[SpanExporter | None, An
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-        return ConsoleSpanExporter(), ConsoleMetricExporter()
+        # stdout as it is now: the exporters' default is the one bound when their module was imported
+        return ConsoleSpanExporter(out=sys.stdout), ConsoleMetricExporter(out=sys.stdout)
     if kind == "otlp-http":
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -95,6 +97,7 @@ class Telemetry:
             self.meter_provider = MeterProvider(metric_readers=readers, resource=resource, views=views)
             self.instruments = Instruments(self.meter_provider.get_meter("hybrid_agent"), settings.latency_budgets)
         self._enqueued: dict[str, int] = {}  # record id -> enqueue time (ns), until durable
+        self.tracks_durability = False  # set by TelemetrySink when its sink reports durable records
         self._lock = threading.Lock()
 
     @property
@@ -111,9 +114,10 @@ class Telemetry:
                 self.traces.observe(record)
         except Exception:  # telemetry never breaks a call
             log.exception("telemetry: cannot observe a %s", type(record).__name__)
-        with self._lock:
-            if len(self._enqueued) < 200_000:
-                self._enqueued[record.record_id] = time.time_ns()
+        if self.tracks_durability:  # else nothing would ever take the entry out again
+            with self._lock:
+                if len(self._enqueued) < 200_000:
+                    self._enqueued[record.record_id] = time.time_ns()
 
     def durable(self, records: Sequence[AuditRecord], where: str) -> None:
         """The audit writer stored ``records`` (``where`` database | spool); on the writer's thread."""
@@ -199,6 +203,7 @@ class TelemetrySink:
         hook = getattr(inner, "add_durable_hook", None)
         if callable(hook):
             hook(telemetry.durable)
+            telemetry.tracks_durability = True
 
     def enqueue(self, record: AuditRecord) -> None:
         self.telemetry.observe(record)

@@ -80,8 +80,6 @@ class CallRunner:
     ) -> None:
         self.session = session
         self.telemetry = telemetry
-        # tracing on: each caller frame's time in the bridge, summed per caller turn (telemetry/spans.py)
-        self._frame_stats = telemetry.frame_stats(session.call_id) if telemetry is not None else None
         played = getattr(client, "played_ms", None)  # a transport that owns playback (Twilio marks)
         if callable(played):
             session.set_playback(played)
@@ -233,6 +231,9 @@ class CallRunner:
         await self.execute(self.session.timer_fired(action.name, _now_ms()))
 
     async def client_pump(self) -> None:
+        # tracing on: each caller frame's time in the bridge, summed per caller turn (telemetry/spans.py);
+        # asked here, not in __init__: the call's trace opens with its CallStarted, executed by then
+        stats = self.telemetry.frame_stats(self.session.call_id) if self.telemetry is not None else None
         while True:
             message = await self.client.receive()
             if message["type"] == "websocket.disconnect":
@@ -245,7 +246,6 @@ class CallRunner:
             data = message.get("text")
             if data is None:
                 data = message.get("bytes") or b""
-            stats = self._frame_stats
             if stats is None:
                 await self.execute(self.session.receive_client_frame(data, _now_ms()))
             else:
