@@ -61,6 +61,14 @@ def run(corpus: Path, rounds: int) -> dict[str, Any]:
                 "tp": c.tp, "fp": c.fp, "fn": c.fn, "leaks": c.leaks,
             }
 
+    overall = {}
+    for form in ("written", "spoken", None):
+        c = report.total(form)
+        overall[form or "all"] = {"precision": round(c.precision, 4), "recall": round(c.recall, 4),
+                                  "tp": c.tp, "fp": c.fp, "fn": c.fn, "leaks": c.leaks}
+    negatives = {"utterances": report.negatives, "flagged": report.negatives_flagged,
+                 "flagged_per_100": round(100 * report.negatives_flagged / report.negatives, 2) if report.negatives else 0.0}
+
     per_utt: list[float] = []
     per_20w: list[float] = []
     for _ in range(rounds):
@@ -103,6 +111,8 @@ def run(corpus: Path, rounds: int) -> dict[str, Any]:
         "analyzer_build_s": round(build_s, 3),
         "ner_model": analyzer.spacy_model,
         "quality": quality,
+        "overall": overall,
+        "negatives": negatives,
         "latency": {"per_utterance": lat(per_utt), "per_20_word_utterance": lat(per_20w), "per_delta": lat(per_delta)},
         "errors": report.errors,
     }
@@ -128,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         mark = " *" if k.split("/")[0] in TARGET_TYPES and not k.endswith("/all") else ""
         print(f"{k:34} {q['precision']:9.3f} {q['recall']:7.3f} {q['tp']:4} {q['fp']:4} {q['fn']:4} {q['leaks']:5}{mark}")
     print("(* target: recall >= 0.97, precision >= 0.95)")
+    for k, q in res["overall"].items():
+        print(f"{'ALL/' + k:34} {q['precision']:9.3f} {q['recall']:7.3f} {q['tp']:4} {q['fp']:4} {q['fn']:4} {q['leaks']:5}")
+    n = res["negatives"]
+    print(f"negatives: {n['flagged']} of {n['utterances']} negative utterances flagged ({n['flagged_per_100']} per 100)")
     for name, l in res["latency"].items():
         print(f"latency {name:22} n={l['n']:6}  p50 {l['p50_ms']:.3f} ms  p99 {l['p99_ms']:.3f} ms  max {l['max_ms']:.3f} ms")
     if args.errors:

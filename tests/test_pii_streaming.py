@@ -90,7 +90,13 @@ def test_unsettled_tail() -> None:
     # a short number followed by a short aside stays open: the number may go on after it
     assert unsettled_tail("my card is four one ok ") == len("my card is ")
     assert unsettled_tail("my card is four one ok and then I went home to see my mother") > len("my card is four")
-    assert unsettled_tail("hello wor") == len("hello wor")  # "wor" cannot continue a number
+    # "wor" cannot continue a number, but a cut word of up to four letters may be an id's prefix
+    # ("KX" + "44718209") and waits for the next delta; "hello world" waits for it too: its last
+    # word may be the start of a spoken address ("world dot ..."), a function word does not
+    assert unsettled_tail("hello wor") == len("hello ")
+    assert unsettled_tail("hello world") == len("hello ")
+    assert unsettled_tail("hello there, how are you") == len("hello there, how are you")
+    assert unsettled_tail("hello world, thanks.") == len("hello world, thanks.")
     assert unsettled_tail("card four one tw") == len("card ")
     assert unsettled_tail("four hundred and") == 0
     card_and = CARD + " and"  # "and" continues only "four hundred and"; 16 digits are not held over an aside
@@ -109,4 +115,6 @@ def test_trailing_separators_after_words_are_settled() -> None:
 
     assert unsettled_tail("Hello there,") == len("Hello there,")
     assert unsettled_tail("It is due this month.") == len("It is due this month.")
+    # but a full stop inside a written address is no phrase end: "olga.brown28@gmail." waits
+    assert unsettled_tail("it's olga.brown28@gmail.") == len("it's ")
     assert unsettled_tail("My card is 4111 1111,") < len("My card is 4111 1111,")  # a number may still go on

@@ -10,16 +10,15 @@ is 8, the bound is 30.  See docs/pii.md, "Hostile text and regex cost".
 
 from __future__ import annotations
 
-import gc
 import random
 import re
-import time
 from collections.abc import Callable
 
 import pytest
 import regex
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
+from timing_helpers import best_time
 from hybrid_agent.audit.privacy import _email_spans, scrub
 from hybrid_agent.pii import PiiAnalyzer, StreamingScanner, normalize, redact
 from hybrid_agent.pii.analyzer import EMAIL_PATTERN
@@ -60,19 +59,7 @@ HOSTILE: dict[str, Callable[[int], str]] = {
 }
 
 
-def _time(fn: Callable[[str], object], text: str) -> float:
-    best = float("inf")
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(3):
-            t0 = time.perf_counter()
-            fn(text)
-            best = min(best, time.perf_counter() - t0)
-    finally:
-        if gc_was:
-            gc.enable()
-    return best
+_time = best_time
 
 
 def _assert_linear(fn: Callable[[str], object], make: Callable[[int], str], n: int = N) -> None:

@@ -6,9 +6,10 @@ the *original* text (what the caller said), whatever the normalizer rewrote.
 NLP engine: if a spaCy pipeline with NER is installed (``HYBRID_AGENT_PII_SPACY_MODEL``
 names one; otherwise the first of ``en_core_web_lg``, ``en_core_web_md``,
 ``en_core_web_sm``, ``en_core_web_trf`` that ``spacy.util.is_package`` finds) the
-analyzer uses Presidio's ``SpacyNlpEngine`` with it and reports ``PERSON``.  Without one
-(this machine: no model can be downloaded) it uses Presidio's ``NoOpNlpEngine``: the
-pattern, checksum and label recognizers need no model.  Nothing is ever downloaded.
+analyzer uses Presidio's ``SpacyNlpEngine`` with it, whose NER adds ``PERSON`` names beside
+the cue-based ones.  Without one (this machine: no model can be downloaded) it uses Presidio's
+``NoOpNlpEngine``: the pattern, checksum, label and name-cue recognizers need no model.
+Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from presidio_analyzer.predefined_recognizers import (  # noqa: E402
     UsSsnRecognizer,
 )
 
+from hybrid_agent.pii import identifiers  # noqa: E402
+from hybrid_agent.pii.address import AddressRecognizer  # noqa: E402
+from hybrid_agent.pii.names import PersonCueRecognizer, might_hold_name  # noqa: E402
 from hybrid_agent.pii import recognizers as R  # noqa: E402
 from hybrid_agent.pii.normalize import Normalized, normalize  # noqa: E402
 
@@ -46,7 +50,8 @@ __all__ = ["PiiEntity", "PiiAnalyzer", "get_analyzer", "ENTITY_TYPES", "DEFAULT_
 
 ENTITY_TYPES = (
     R.CREDIT_CARD, R.CARD_CVV, R.CARD_EXPIRY, R.US_SSN, R.PHONE_NUMBER, R.EMAIL_ADDRESS, R.IBAN_CODE,
-    R.US_BANK_NUMBER, R.ABA_ROUTING_NUMBER, R.DATE_OF_BIRTH, R.MEMBER_ID, R.PIN, R.PERSON,
+    R.US_BANK_NUMBER, R.ABA_ROUTING_NUMBER, R.DATE_OF_BIRTH, R.MEMBER_ID, R.PIN, R.US_DRIVER_LICENSE, R.US_PASSPORT,
+    R.MEDICARE_MBI, R.NHS_NUMBER, R.UK_NINO, R.ADDRESS, R.PERSON,
 )
 DEFAULT_THRESHOLDS = {R.PHONE_NUMBER: 0.4}
 DEFAULT_THRESHOLD = 0.5
@@ -108,7 +113,7 @@ def _find_spacy_model() -> str | None:
         if spacy.util.is_package(name) or Path(name).exists():
             return name
         # Presidio would try to download a missing model: refuse, stay offline
-        log.warning("spaCy model %r (HYBRID_AGENT_PII_SPACY_MODEL) is not installed; PERSON detection is off", name)
+        log.warning("spaCy model %r (HYBRID_AGENT_PII_SPACY_MODEL) is not installed; PERSON comes from name cues only", name)
         return None
     for candidate in SPACY_MODELS:
         if spacy.util.is_package(candidate):
@@ -146,6 +151,9 @@ def build_engine(model: str | None = None) -> AnalyzerEngine:
         R.DateOfBirthRecognizer(),
         R.MemberIdRecognizer(),
         R.PinRecognizer(),
+        *(cls() for cls in identifiers.RECOGNIZERS),
+        AddressRecognizer(),
+        PersonCueRecognizer(),
     ):
         registry.add_recognizer(rec)
     if model:
@@ -179,7 +187,7 @@ class PiiAnalyzer:
         self.engine = build_engine(spacy_model)
         self.thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
         self._lock = threading.Lock()  # the label index cache is per call; keep calls serial per analyzer
-        self.entities = [e for e in ENTITY_TYPES if e != R.PERSON or spacy_model]
+        self.entities = list(ENTITY_TYPES)
 
     @property
     def has_ner(self) -> bool:
@@ -191,11 +199,11 @@ class PiiAnalyzer:
 
     def analyze_normalized(self, norm: Normalized) -> list[PiiEntity]:
         ntext = norm.text
-        if not self.has_ner and not _PREFILTER.search(ntext):
+        if not self.has_ner and not _PREFILTER.search(ntext) and not might_hold_name(ntext):
             return []
         with self._lock:
             results = self.engine.analyze(ntext, language="en", entities=self.entities, score_threshold=0.0)
-        kept = self._resolve(results)
+        kept = _with_false_starts(ntext, self._resolve(results))
         out = []
         for r in kept:
             s, e = norm.to_original(r.start, r.end)
@@ -223,12 +231,50 @@ class PiiAnalyzer:
         return kept
 
 
+# A false start before a correction ("my member id is A B C one two, sorry, A B D one two three ...",
+# "account 4417, no wait, 5520 ..."): the abandoned fragment is part of the value's span, so a
+# redaction removes it too.  The fragment: letters said one by one and digit groups (at least one
+# digit or two letters), right before a restart word; read in a bounded window before the value.
+_PIECE = r"(?:[A-Za-z]|[A-Za-z]{0,4}\d+[A-Za-z]{0,2}|(?-i:[A-Z]{2,4}))"
+_FALSE_START = re.compile(
+    rf"(?<![\w])({_PIECE}(?:[ ,.\-]{{1,3}}{_PIECE}){{0,10}})"
+    r"[ ,.;:-]*\b(?:no(?! ?\.)(?: wait)?|wait|sorry|oops|actually|i mean|scratch that|my mistake|my bad|correction|"
+    r"let me (?:start|try|say (?:it|that)) (?:again|over)|start(?:ing)? (?:again|over))\b[ ,.;:-]*"
+    r"(?:(?:it's|its|it is|that's|um+|uh+|er+m?)[ ,]+)*\Z",
+    re.IGNORECASE,
+)
+FALSE_START_WINDOW = 80
+
+
+def _with_false_starts(ntext: str, kept: list[RecognizerResult]) -> list[RecognizerResult]:
+    taken = sorted((r.start, r.end) for r in kept)
+    for r in kept:
+        if r.entity_type in (R.PERSON, R.ADDRESS, R.EMAIL_ADDRESS):
+            continue
+        lo = max(0, r.start - FALSE_START_WINDOW)
+        m = _FALSE_START.search(ntext[lo : r.start])
+        if m is None:
+            continue
+        frag = m.group(1)
+        if not (any(c.isdigit() for c in frag) or sum(c.isalpha() for c in frag) >= 2) or R._LABEL_RE.search(frag):
+            continue
+        fs = lo + m.start(1)
+        i = bisect.bisect_left(taken, (r.start,))
+        if i and taken[i - 1][1] > fs:  # the fragment is (part of) another value
+            continue
+        meta = r.recognition_metadata if r.recognition_metadata is not None else {}
+        meta.setdefault("value", _value(r.entity_type, ntext[r.start : r.end]))  # the value meant
+        r.recognition_metadata = meta
+        r.start = fs
+    return kept
+
+
 def _value(entity_type: str, normalized_span: str) -> str:
     if entity_type in (R.EMAIL_ADDRESS, R.PERSON):
         return normalized_span.strip().lower()
-    if entity_type in (R.IBAN_CODE, R.MEMBER_ID):
+    if entity_type in (R.IBAN_CODE, R.MEMBER_ID, R.US_DRIVER_LICENSE, R.US_PASSPORT, R.MEDICARE_MBI, R.UK_NINO):
         return re.sub(r"[\s\-]", "", normalized_span).upper()
-    if entity_type in (R.CARD_EXPIRY, R.DATE_OF_BIRTH):
+    if entity_type in (R.CARD_EXPIRY, R.DATE_OF_BIRTH, R.ADDRESS):
         return " ".join(normalized_span.lower().split())
     digits = re.sub(r"\D", "", normalized_span)
     if entity_type == R.PHONE_NUMBER and normalized_span.lstrip().startswith("+"):

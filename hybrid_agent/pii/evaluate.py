@@ -42,11 +42,24 @@ class Report:
     by_type: dict[tuple[str, str], Counts] = field(default_factory=lambda: defaultdict(Counts))
     errors: list[dict[str, Any]] = field(default_factory=list)
     utterances: int = 0
+    negatives: int = 0  # utterances with no labeled entity
+    negatives_flagged: int = 0  # ... of which the analyzer flagged something
 
     def counts(self, entity_type: str, form: str | None = None) -> Counts:
         total = Counts()
         for (t, f), c in self.by_type.items():
             if t == entity_type and (form is None or f == form):
+                total.tp += c.tp
+                total.fp += c.fp
+                total.fn += c.fn
+                total.leaks += c.leaks
+        return total
+
+    def total(self, form: str | None = None) -> Counts:
+        """All types together (per form, or both)."""
+        total = Counts()
+        for (_t, f), c in self.by_type.items():
+            if form is None or f == form:
                 total.tp += c.tp
                 total.fp += c.fp
                 total.fn += c.fn
@@ -70,6 +83,9 @@ def _covered(text: str, start: int, end: int, found: Iterable[PiiEntity]) -> boo
 def score_one(report: Report, row: dict[str, Any], found: list[PiiEntity]) -> None:
     report.utterances += 1
     text, form = row["text"], row["form"]
+    if not row["entities"]:
+        report.negatives += 1
+        report.negatives_flagged += bool(found)
     matched: set[int] = set()
     for g in row["entities"]:
         hit = None

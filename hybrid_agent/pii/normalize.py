@@ -25,7 +25,11 @@ What is rewritten (everything else is copied verbatim, one character to one char
 - spelled identifiers: single capital letters next to digits (``G B eight two W E S T
   one two ...``) are joined into ``GB82WEST12...`` so IBANs and member ids read whole; a
   group that opens with two spelled letters also joins across pauses (``G B seven five,
-  N W B K, ...``); "A"/"I" may be one of the two opening letters (``I E seven eight, ...``).
+  N W B K, ...``); "A"/"I" may be one of the two opening letters (``I E seven eight, ...``);
+  a letter spelled with an example word ("B as in boy") is that letter; spelled acronym labels
+  ("C V V", "N H S") stay words, never the letters of the value after them;
+- a spoken local part split into words right after an e-mail cue ("my email is jane doe at ...")
+  is one local part.
 
 The normalizer is pure and fast (a regex tokenizer and one pass); text without any of
 the trigger words is returned unchanged with an identity map.
@@ -36,7 +40,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Normalized", "normalize", "NUMBER_WORDS"]
+__all__ = ["Normalized", "normalize", "NUMBER_WORDS", "SPELLED_ACRONYMS"]
+
+# Labels that are acronyms, also said letter by letter ("C V V", "N H S"): spelled, they are
+# labels, never the letters of the identifier after them ("C V V, four one two one").
+SPELLED_ACRONYMS = frozenset({"cvv", "cvc", "csc", "cid", "ssn", "dob", "pin", "mrn", "aba", "rtn", "mbi", "nhs", "dl",
+                              "ni", "acct", "nino"})
 
 UNITS = {
     "zero": 0, "oh": 0, "o": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
@@ -85,6 +94,17 @@ def email_tlds() -> frozenset[str]:
     return _tld_cache[0]
 
 
+# the words right before a spoken address ("my email is ...", "the e-mail address: ...")
+EMAIL_WORDS = frozenset({"email", "mail", "address", "emails", "e-mail", "gmail"})
+EMAIL_CUES = EMAIL_WORDS | {"is", "it's", "its", ":", "was", "'s"}
+
+
+def _email_cue(outs: list[_Out], k: int, low) -> bool:  # type: ignore[no-untyped-def]
+    """``outs[k]`` introduces an address: an e-mail word, or "is"/":" right after one."""
+    w = low(outs[k])
+    if w in EMAIL_WORDS:
+        return True
+    return w in EMAIL_CUES and any(low(o) in EMAIL_WORDS for o in outs[max(0, k - 2) : k])
 EMAIL_LOCAL_STOP = frozenset("me us him her them you it is email mail address me, website site us".split())
 
 # A one-word spoken local part that is really prose: "pay at healthpartners dot org",
@@ -123,7 +143,7 @@ def _plausible_local(outs: list[_Out], toks: list[_Tok], k: int, low) -> bool:  
 _TOKEN = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)?|\d+|[^\sA-Za-z\d]")
 _TRIGGER = re.compile(
     r"\b(?:zero|oh|o|one|two|three|four|five|six|seven|eight|nine|niner|ten|eleven|twelve|\w+teen|twenty|thirty|"
-    r"fou?rty|fifty|sixty|seventy|eighty|ninety|double|triple|treble|hundred|thousand|at|dot|underscore)\b|@|\b[A-Z]\b",
+    r"fou?rty|fifty|sixty|seventy|eighty|ninety|double|triple|treble|hundred|thousand|at|dot|underscore|as in)\b|@|\b[A-Z]\b",
     re.IGNORECASE,
 )
 
@@ -520,6 +540,14 @@ def _emails(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
         if first == i - 1 and outs[first].kind == "tok" and not _plausible_local(outs, toks, first, low):
             i += 1
             continue
+        # a local part the recognizer split with spaces ("my email is jane doe at gmail dot com",
+        # "it's j doe eighty four at ..."): the words between an e-mail cue and it are part of it
+        k = first - 1
+        while k >= floor and first - k <= 3 and is_name(outs[k]) and low(outs[k]) not in EMAIL_LOCAL_PROSE \
+                and low(outs[k]) not in EMAIL_LOCAL_STOP:
+            k -= 1
+        if k < first - 1 and k >= 0 and _email_cue(outs, k, low):
+            first = k + 1
         found.append((first, end))
         floor = end + 1
         i = end + 1
@@ -550,11 +578,38 @@ def _emails(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
     return res
 
 
+def _as_in(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
+    """Letters spelled with an example word: "F as in frank", "d as in david" -> one letter unit
+    ("F") that stands for the whole phrase, so that the letter joins the digits next to it and a
+    redaction covers the example word too."""
+    res: list[_Out] = []
+    i = 0
+    n = len(outs)
+    while i < n:
+        o = outs[i]
+        t = toks[o.first]
+        if o.kind == "tok" and t.kind == "w" and len(t.text) == 1 and i + 3 < n and all(
+                u.kind == "tok" for u in outs[i + 1 : i + 4]) and toks[outs[i + 1].first].low == "as" \
+                and toks[outs[i + 2].first].low == "in" and toks[outs[i + 3].first].kind == "w" \
+                and toks[outs[i + 3].first].low[:1] == t.low:
+            last = toks[outs[i + 3].first]
+            res.append(_Out(o.first, outs[i + 3].last, "letter", t.text.upper(), [t.start], [last.end], spoken=True))
+            i += 4
+            continue
+        res.append(o)
+        i += 1
+    return res
+
+
 def _spelled(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
     """Join spelled identifiers: single capital letters next to spoken/written digits."""
 
+    outs = _as_in(text, toks, outs)
+
     def letter(o: _Out, inside: bool = False) -> bool:
         """A spelled capital; "A" and "I" only inside a group that opened with spelled letters."""
+        if o.kind == "letter":
+            return True
         if o.kind != "tok":
             return False
         t = toks[o.first]
@@ -563,10 +618,26 @@ def _spelled(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
     def digits(o: _Out) -> bool:
         return o.kind == "num" or (o.kind == "tok" and toks[o.first].kind == "d")
 
+    def acronym(i: int) -> int:
+        """Length of a spelled label acronym opening at ``outs[i]`` ("C V V"), else 0."""
+        k = i
+        while k < n and k - i < 4 and letter(outs[k], True) and (
+                k == i or text[toks[outs[k - 1].last].end : toks[outs[k].first].start].strip(" ") == ""):
+            k += 1
+        if k - i >= 2 and not (k < n and letter(outs[k], True)) and \
+                "".join(toks[o.first].low for o in outs[i:k]) in SPELLED_ACRONYMS:
+            return k - i
+        return 0
+
     res: list[_Out] = []
     i = 0
     n = len(outs)
     while i < n:
+        skip = acronym(i) if letter(outs[i], True) else 0
+        if skip:
+            res.extend(outs[i : i + skip])
+            i += skip
+            continue
         if not (letter(outs[i], True) or digits(outs[i])):
             res.append(outs[i])
             i += 1

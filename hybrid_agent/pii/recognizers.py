@@ -18,7 +18,10 @@ model, never look at the words around a match.  Transcripts need both, so:
   or a negative label such as ``order``/``ticket``/``confirmation``) and scored from it.
 
 Entity types of our own (beside Presidio's names): ``CARD_EXPIRY``, ``CARD_CVV``,
-``DATE_OF_BIRTH``, ``MEMBER_ID``, ``PIN``.
+``DATE_OF_BIRTH``, ``MEMBER_ID``, ``PIN``, ``MEDICARE_MBI``, ``NHS_NUMBER``, ``ADDRESS``; the
+recognizers of the identifiers read letter by letter are in :mod:`hybrid_agent.pii.identifiers`,
+addresses in :mod:`hybrid_agent.pii.address`, names in :mod:`hybrid_agent.pii.names`; their labels
+are here, with the others.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from presidio_analyzer import EntityRecognizer, LocalRecognizer, Pattern, Patter
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from hybrid_agent.pii.normalize import SPELLED_ACRONYMS
+
 CREDIT_CARD = "CREDIT_CARD"
 US_SSN = "US_SSN"
 PHONE_NUMBER = "PHONE_NUMBER"
@@ -45,6 +50,12 @@ CARD_CVV = "CARD_CVV"
 DATE_OF_BIRTH = "DATE_OF_BIRTH"
 MEMBER_ID = "MEMBER_ID"
 PIN = "PIN"
+US_DRIVER_LICENSE = "US_DRIVER_LICENSE"
+US_PASSPORT = "US_PASSPORT"
+MEDICARE_MBI = "MEDICARE_MBI"
+NHS_NUMBER = "NHS_NUMBER"
+UK_NINO = "UK_NINO"
+ADDRESS = "ADDRESS"
 PERSON = "PERSON"
 NEGATIVE = "_NEGATIVE"
 
@@ -62,7 +73,7 @@ _labels(CREDIT_CARD, [
     "card", "cards", "credit card", "debit card", "card number", "credit", "debit", "visa", "mastercard", "master card",
     "amex", "american express", "discover", "long number", "number on the card", "number on the front", "cc",
 ])
-_labels(US_SSN, ["social", "social security", "ssn", "social security number", "socials", "s s n", "tax id", "taxpayer"])
+_labels(US_SSN, ["social", "social security", "ssn", "social security number", "socials", "s s n", "tax id", "taxpayer", "ss number", "ss no", "ss#"])
 _labels(PHONE_NUMBER, [
     "phone", "phone number", "telephone", "cell", "cellphone", "cell phone", "mobile", "call me", "call me back",
     "callback", "call back", "reach me", "text me", "landline", "home number", "work number", "contact number",
@@ -110,6 +121,23 @@ _labels(PIN, [
     "passcode", "pass code", "passcode digits", "passcode number", "security passcode", "access code",
     *(f"{p} {w}" for p in ("telephone", "phone", "telephone banking", "phone banking") for w in ("passcode", "pass code", "pin")),
 ])
+_labels(US_DRIVER_LICENSE, [
+    *(f"{d} {l}" for d in ("driver's", "drivers", "driver", "driving") for l in ("license", "licence")),
+    *(f"{d} {l} {n}" for d in ("driver's", "drivers", "driver", "driving") for l in ("license", "licence")
+      for n in ("number", "no", "id")),
+    "license number", "licence number", "license no", "licence no", "dl", "dl number", "d l", "d l number",
+    "state id", "state id number", "id card number",
+])
+_labels(US_PASSPORT, ["passport", "passport number", "passport no", "passport id", "passport book number"])
+_labels(MEDICARE_MBI, [
+    "mbi", "m b i", "medicare beneficiary identifier", "medicare beneficiary id", "medicare beneficiary number",
+    "beneficiary identifier", "new medicare number", "medicare card number",
+])
+_labels(NHS_NUMBER, ["nhs number", "nhs no", "nhs", "n h s", "n h s number", "nhs id", "health service number", "nhs num"])
+_labels(UK_NINO, [
+    "national insurance", "national insurance number", "national insurance no", "ni number", "n i number", "nino",
+    "ni no", "n i no", "insurance number",
+])
 _labels(NEGATIVE, [
     "order", "order number", "ticket", "ticket number", "confirmation", "confirmation number", "reference",
     "reference number", "ref", "tracking", "tracking number", "invoice", "case", "case number", "booking",
@@ -118,6 +146,20 @@ _labels(NEGATIVE, [
     "payment of", "minutes", "hours", "days", "years old", "o'clock", "am", "pm", "percent", "apartment", "suite",
     "street", "avenue", "floor", "page", "version", "tv",
 ])
+
+# Labels that are acronyms are also said letter by letter ("C V V", "c.v.v.", "S-S-N"): each
+# acronym label gets its spelled forms.
+def _spelled_forms(word: str) -> list[str]:
+    letters = list(word)
+    return [" ".join(letters), ". ".join(letters) + ".", ".".join(letters) + ".", "-".join(letters)]
+
+
+for _phrase, _ent in list(LABELS.items()):
+    _words = _phrase.split()
+    for _k, _w in enumerate(_words):
+        if _w in SPELLED_ACRONYMS:
+            for _form in _spelled_forms(_w):
+                LABELS.setdefault(" ".join([*_words[:_k], _form, *_words[_k + 1 :]]), _ent)
 
 _LABEL_RE = re.compile(
     r"(?<![\w])(?:" + "|".join(re.escape(p) for p in sorted(LABELS, key=len, reverse=True)) + r")(?![\w])",
@@ -144,13 +186,19 @@ CORRECTION_REACH = 16  # words from the label to the correction marker
 # spaces before a label took more than 9 s; the language matched is the same.)
 _LINK = re.compile(
     r"[\s,;:-]*(?:(?:that|this|it|which)(?:\s*['\u2019]s|\s+(?:is|was|would\s+be|should\s+be))|is|was|"
-    r"would\s+be|should\s+be|being)\s+(?:(?:the|my|your|his|her|our|their|its|a)\s*)?",
+    r"would\s+be|should\s+be|being|for|as|on)\s+(?:(?:the|my|your|his|her|our|their|its|a)\s*)?",
     re.IGNORECASE,
 )
 # Entity types that are only reported when their own label is the nearest one.
-REQUIRES_LABEL = frozenset({US_BANK_NUMBER, ABA_ROUTING_NUMBER, MEMBER_ID, CARD_EXPIRY, CARD_CVV, DATE_OF_BIRTH, PIN})
+REQUIRES_LABEL = frozenset({
+    US_BANK_NUMBER, ABA_ROUTING_NUMBER, MEMBER_ID, CARD_EXPIRY, CARD_CVV, DATE_OF_BIRTH, PIN, US_DRIVER_LICENSE, US_PASSPORT,
+    NHS_NUMBER,
+})
 # Entity types a negative label ("order number", "ticket") suppresses.
-NEGATABLE = frozenset({PHONE_NUMBER, US_SSN, US_BANK_NUMBER, ABA_ROUTING_NUMBER, MEMBER_ID, CARD_CVV, CREDIT_CARD, PIN})
+NEGATABLE = frozenset({
+    PHONE_NUMBER, US_SSN, US_BANK_NUMBER, ABA_ROUTING_NUMBER, MEMBER_ID, CARD_CVV, CREDIT_CARD, PIN, US_DRIVER_LICENSE,
+    US_PASSPORT, NHS_NUMBER,
+})
 # How many words may stand between a label and the value it names.
 WINDOW_BEFORE = {CARD_CVV: 8, CARD_EXPIRY: 8, DATE_OF_BIRTH: 8, PIN: 8}
 DEFAULT_WINDOW_BEFORE = 10
@@ -206,6 +254,16 @@ class _TextIndex:
         return i if i < len(self.labels) else -1
 
 
+def _qualified(text: str, pos: int) -> bool:
+    """The label at ``pos`` qualifies another noun ("the social on the account"): skipped.  Not
+    after a value ("021000021 for the routing", "123 on the cvv"): there it names that value."""
+    q = _QUALIFIER.search(text, max(0, pos - 16), pos)
+    if q is None:
+        return False
+    before = text[max(0, q.start() - 4) : q.start()].rstrip(" ,")
+    return not (before and before[-1].isdigit())
+
+
 _index_cache: list[_TextIndex] = []
 
 
@@ -217,7 +275,7 @@ def text_index(text: str) -> _TextIndex:
     labels = [
         (m.start(), m.end(), LABELS[m.group().lower()], False)
         for m in _LABEL_RE.finditer(text)
-        if not _QUALIFIER.search(text, max(0, m.start() - 16), m.start())
+        if not _qualified(text, m.start())
         and not (LABELS[m.group().lower()] == CARD_CVV and _LAST_N.search(text, max(0, m.start() - 16), m.start()))
     ]
     if labels and _CORRECTION.search(text):
@@ -237,6 +295,11 @@ def text_index(text: str) -> _TextIndex:
     idx = _TextIndex(text, ws, labels)
     _index_cache[:] = [idx]
     return idx
+
+
+def has_label(text: str, entity: str) -> bool:
+    """Does ``text`` name ``entity`` anywhere (a label, or a correction carrying one)?"""
+    return any(lab[2] == entity for lab in text_index(text).labels)
 
 
 def nearest_label(text: str, start: int, end: int, entity: str) -> tuple[str | None, int]:
@@ -389,6 +452,7 @@ def phone_valid(d: str) -> bool:
 # ---------------------------------------------------------------------------- recognizers
 _RUN = re.compile(r"(?<![\w+])(\+?\d+(?:(?:[ \t]*[,.\-][ \t]*|[ \t]+)\d+)*)(?![\w])")
 _GROUP = re.compile(r"\d+")
+DIGIT_RUN = _RUN  # every digit run however grouped (for the recognizers of other modules)
 # Digit groups split by a filler or a short aside ("4549 1210, hang on, 3503 4465",
 # "340 97 uh 4252", "area code 212, then 789 8287") are joined when the gap is at most
 # ASIDE_MAX_WORDS words with no digit, no label and no question/exclamation mark.  The
@@ -555,12 +619,25 @@ class _LabelledPattern(PatternRecognizer):
     def __init__(self) -> None:
         super().__init__(supported_entity=self.ENTITY, patterns=list(self.PATTERNS), name=type(self).__name__, supported_language="en")
 
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]
+        # a type that needs its own label has no candidate in a text without one (same result, less work)
+        if self.ENTITY in REQUIRES_LABEL and not has_label(text, self.ENTITY):
+            return []
+        return super().analyze(text, entities, nlp_artifacts, regex_flags)
+
 
 _MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 _ORD = (
-    r"(?:(?:[23]0 )?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|tenth|eleventh|twelfth|thirteenth|"
+    r"(?:(?:[23]0[ -])?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|tenth|eleventh|twelfth|thirteenth|"
     r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth|\d{1,2}(?:st|nd|rd|th)?)"
 )
+
+
+# between the day and the year of a spoken date: a pause the recognizer wrote, a filler
+_DOB_PAUSE = r"(?:[,.]?\s+(?:(?:um+|uh+|er+m?|hmm|like|you know|let me see|let's see)[,.]?\s+)?)"
+
+
+_SPACED_DIGITS = re.compile(r"\d(?:\D{1,3}\d){3}")
 
 
 class CardExpiryRecognizer(_LabelledPattern):
@@ -568,7 +645,16 @@ class CardExpiryRecognizer(_LabelledPattern):
     PATTERNS = [
         Pattern("expiry mm/yy", r"(?<![\w/])(?:0?[1-9]|1[0-2])\s?[/\-. ]?\s?(?:20)?\d{2}(?![\w/])", 0.3),
         Pattern("expiry month year", rf"\b{_MONTH}\s+(?:of\s+)?(?:20)?\d{{2}}\b", 0.3),
+        # read as single written digits: "0 4 2 7", "1 2, 2 9", "0-4-2-7" (month 01-12, checked below)
+        Pattern("expiry spaced", r"(?<![\w\-.,/])(?<!\d )[01](?: ?[\-.,/] ?| )\d(?: ?[\-.,/] ?| )\d(?: ?[\-.,] ?| )\d"
+                r"(?![\w]|[\-.,]\d| \d)", 0.3),
     ]
+
+    def validate_result(self, pattern_text: str) -> bool | None:
+        d = re.sub(r"\D", "", pattern_text)
+        if _SPACED_DIGITS.fullmatch(pattern_text) and not 1 <= int(d[:2]) <= 12:
+            return False
+        return None
 
 
 class CardSecurityCodeRecognizer(_LabelledPattern):
@@ -587,14 +673,17 @@ class DateOfBirthRecognizer(_LabelledPattern):
         Pattern("dob iso", r"\b(?:19|20)\d{2}-\d{1,2}-\d{1,2}\b", 0.3),
         Pattern("dob run", r"(?<![\w])\d{5,8}(?![\w])", 0.2),
         # the year may follow a pause the recognizer wrote as "," or "." ("april eighteenth. twenty eleven")
-        Pattern("dob month first", rf"\b{_MONTH}\s+(?:the\s+)?{_ORD}[,.]?\s+(?:of\s+)?(?:(?:19|20)\d{{2}}|\d{{2}})\b", 0.3),
-        Pattern("dob day first", rf"\b(?:the\s+)?{_ORD}\s+(?:of\s+)?{_MONTH}[,.]?\s+(?:(?:19|20)\d{{2}}|\d{{2}})\b", 0.3),
+        # a filler may stand between the day and the year ("june twenty first, uh, nineteen ninety")
+        Pattern("dob month first", rf"\b{_MONTH}\s+(?:the\s+)?{_ORD}{_DOB_PAUSE}(?:of\s+)?(?:(?:19|20)\d{{2}}|\d{{2}})\b", 0.3),
+        Pattern("dob day first", rf"\b(?:the\s+)?{_ORD}\s+(?:of\s+)?{_MONTH}{_DOB_PAUSE}(?:(?:19|20)\d{{2}}|\d{{2}})\b", 0.3),
+        # the year first: "nineteen eighty five, march fourteenth", "1985 march 14", "1985, the 14th of march"
+        Pattern("dob year first", rf"\b(?:19|20)\d{{2}}{_DOB_PAUSE}(?:{_MONTH}\s+(?:the\s+)?{_ORD}|(?:the\s+)?{_ORD}\s+(?:of\s+)?{_MONTH})\b", 0.3),
         Pattern("dob month year", rf"\b{_MONTH}\s+(?:of\s+)?(?:19|20)\d{{2}}\b", 0.25),
     ]
 
 
 # capitalized words that sit before a number but are not part of it ("my member ID 449 210 773")
-_NOT_ID_PREFIX = frozenset("ID IDS NO NUM MRN SSN DOB PIN IS IT OK MY THE AND OR TO OF ON IN AT BY PO AM PM USD".split())
+NOT_ID_PREFIX = frozenset("ID IDS NO NUM MRN SSN DOB PIN IS IT OK MY THE AND OR TO OF ON IN AT BY PO AM PM USD".split())
 
 
 class MemberIdRecognizer(_LabelledPattern):
@@ -609,7 +698,7 @@ class MemberIdRecognizer(_LabelledPattern):
 
     def validate_result(self, pattern_text: str) -> bool | None:
         head = re.match(r"[A-Za-z]+", pattern_text)
-        if head and head.group().upper() in _NOT_ID_PREFIX:
+        if head and head.group().upper() in NOT_ID_PREFIX:
             return False
         return 5 <= sum(c.isdigit() for c in pattern_text) <= 15
 

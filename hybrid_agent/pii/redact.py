@@ -6,7 +6,8 @@ Modes per entity type (:class:`RedactionPolicy`):
 - ``last4``: ``<CREDIT_CARD ending 1111>`` (last four digits of the normalized value, so
   ``"... one one one one"`` keeps ``1111`` too; values with fewer than 8 digits fall back
   to the placeholder, a short value's last four would be most of it, and so do secrets
-  (``CARD_CVV``, ``PIN``: an 8-digit PIN must not show half of itself);
+  (``CARD_CVV``, ``PIN``: an 8-digit PIN must not show half of itself), and values whose
+  last digits are no part of an identifier (``ADDRESS``: its ZIP or postcode; ``PERSON``);
 - ``pseudonym``: ``<EMAIL_ADDRESS:3f2a9c...>``, a keyed HMAC that joins across calls;
 - ``keep``: leave the text (for types a deployment decides are not sensitive).
 """
@@ -31,7 +32,7 @@ __all__ = ["RedactionPolicy", "redact", "Pseudonymizer", "canonical_value"]
 Mode = Literal["placeholder", "last4", "pseudonym", "keep"]
 MODES = ("placeholder", "last4", "pseudonym", "keep")
 #: types whose digits are a secret: ``last4`` shows none of them (the placeholder instead)
-NO_LAST4 = frozenset({R.CARD_CVV, R.PIN})
+NO_LAST4 = frozenset({R.CARD_CVV, R.PIN, R.ADDRESS, R.PERSON})
 
 
 def canonical_value(entity_type: str, value: str) -> str:

@@ -27,32 +27,66 @@ import re
 
 from hybrid_agent.pii.analyzer import PiiAnalyzer, PiiEntity, get_analyzer
 from hybrid_agent.pii.normalize import FILLERS, NUMBER_WORDS, PRONOUN_ONE_AFTER, PRONOUN_ONE_BEFORE, SEP_WORDS, normalize
-from hybrid_agent.pii.recognizers import _LABEL_RE, ASIDE_MAX_WORDS
+from hybrid_agent.pii.names import name_lists
+from hybrid_agent.pii.recognizers import _LABEL_RE, _RESTART, ADDRESS, ASIDE_MAX_WORDS, PERSON
 
 __all__ = ["StreamingScanner"]
 
 _TOKEN = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)?|\d+|[^\sA-Za-z\d]")
 _WORDISH = re.compile(r"[^\W_]")  # a letter or digit
-_OPEN_WORDS = NUMBER_WORDS | FILLERS | frozenset(SEP_WORDS) | {"and", "at", "dot", "underscore", "plus"}
+# A spoken date goes on through its month and ordinal ("october ninth nineteen eighty").
+MONTHS = frozenset(
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
+ORDINALS = frozenset(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+    "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth thirtieth".split()
+)
+_OPEN_WORDS = NUMBER_WORDS | FILLERS | frozenset(SEP_WORDS) | MONTHS | ORDINALS | {
+    "and", "at", "dot", "underscore", "plus"}
+EMAIL_CONNECTOR_TOKENS = frozenset({"dot", "underscore", "dash", "hyphen", "at", ".", "_", "-", "@"})
+EMAIL_WORDS = frozenset({"email", "e-mail", "mail", "address", "emails"})
+_SPOKEN_CONNECTORS = ("dot", "underscore", "dash", "hyphen", "at")
+# Words that are never (part of) an address's local part: released at once.  Any other last
+# word waits for the next delta: it may be "john" of "john dot smith at ...".
+FUNCTION_WORDS = frozenset(
+    "a an the is are was were be been am i i'm i'll i've i'd you you're we we're they it it's its that that's this "
+    "these those my your our their his her me us them him to of in on for with by from and or but so if then than "
+    "as not no yes yeah yep ok okay please thanks thank sure right well oh um uh hi hello bye can could would "
+    "should will shall do does did have has had just also very what which who when where why how there here "
+    "up out about into over again all any some one".split()
+)
+# the prefix of an id written as capitals ("MB 7780 ...", "PRX 812 ...", "FR85 ...")
+_CAPS = re.compile(r"[A-Z]{2,4}")
 
 
 def _open(tok: str, prev: str = "") -> bool:
-    """Could the run of numbers (or a spoken address) still continue through this token?"""
-    if tok[0].isdigit() or tok in ",.-/;:+@_":
+    """Could the run of numbers (or a spoken address or date) still continue through this token?"""
+    if tok[0].isdigit() or tok in ",.-/;:+@_()":
         return True
     low = tok.lower()
     if low == "and":  # only "four hundred and twelve" continues a number
         return prev.lower() in ("hundred", "thousand")
-    return low in _OPEN_WORDS or (len(tok) == 1 and tok.isupper())
+    if low == "of":  # "the twentieth of october"
+        return prev.lower() in ORDINALS or prev.isdigit()
+    # a spelled letter ("n l four four ...", "G B ..."); "a" and "i" in lower case are words
+    return low in _OPEN_WORDS or (len(tok) == 1 and (tok.isupper() or tok not in "ai")) or _CAPS.fullmatch(tok) is not None
 
 
 def _open_prefix(tok: str, prev: str = "") -> bool:
     """The last token may be cut mid-word: is it a prefix of a word that keeps a run open?"""
     low = tok.lower()
-    if low == "and":
+    if low in ("and", "of"):
         return _open(tok, prev)
     return tok[0].isdigit() or len(tok) == 1 or any(w.startswith(low) for w in _OPEN_WORDS)
 
+
+# An address is held until this many words follow it (its town, state, ZIP or postcode come after the street).
+ADDRESS_HOLD_WORDS = 6
+NAME_HOLD_WORDS = 2
+_SENTENCE_END = re.compile(r"[?!]|\.\s+[A-Z]")
+_WORD = re.compile(r"[^\W_]+")
 
 # A number shorter than this, followed by a short aside, may still go on after the aside.
 ASIDE_HOLD_DIGITS = 16
@@ -68,12 +102,95 @@ def unsettled_tail(text: str, lower_bound: int = 0) -> int:
     if not _WORDISH.search(text, pos):
         # only separators are open ("there," or "month."): no number can grow out of them alone
         pos = len(text)
-    return _aside_tail(text, lower_bound, pos)
+    held = min(_aside_tail(text, lower_bound, pos), _email_tail(text, lower_bound, len(text)),
+               _name_tail(text, lower_bound))
+    cut = _TOKEN.match(text, pos) if pos < len(text) else None
+    if cut is not None and not _open(cut.group()):  # a cut word held as an id's prefix: the aside rule still applies
+        held = min(held, _aside_tail(text, lower_bound, len(text)))
+    return held
 
 
-def _number_before_aside(text: str, lower_bound: int, pos: int) -> tuple[int, int] | None:
+def _email_tail(text: str, lower_bound: int, pos: int) -> int:
+    """Start of a spoken address that may still be growing before ``pos``: a chain of words joined
+    by "dot"/"underscore"/"at" ("john dot smith", "mei underscore nguyen at yahoo"; digits attach to
+    the word before them, "smith sixty seven"), the last word (it may be a local part: "john" before
+    " dot"), and up to three words after an e-mail cue ("my email is jane doe" + " at gmail dot com")."""
+    units = _units(text, max(lower_bound, pos - 160), pos)
+    k = len(units) - 1
+    start = pos
+    words = connectors = 0
+    want_word = True
+    if k >= 0 and (units[k][2] in EMAIL_CONNECTOR_TOKENS or (  # "john dot", "james_lopez70@example."
+            units[k][1] == len(text) and any(c.startswith(units[k][2]) for c in _SPOKEN_CONNECTORS)  # "john d"
+            and not (k > 0 and units[k - 1][2] in EMAIL_CONNECTOR_TOKENS))):  # but "at a" is "at acme"
+        connectors, k = 1, k - 1
+    while k >= 0 and words + connectors < 16:
+        s, e, low = units[k]
+        if want_word:
+            if not _WORDISH.match(low) or low in EMAIL_WORDS:
+                break
+            cut = e == len(text)  # the last word may be cut: "me" of "mei", "s" of "sixty"
+            if words == 0 and connectors == 1 and units[k + 1][2] == "." and low.isalpha() and not name_lists().known(low):
+                return pos  # "how are you today.": a full stop ends the phrase, unless after a name ("raj." + "muller@...")
+            if words == 0 and connectors == 0 and low in FUNCTION_WORDS and not (cut and len(low) <= 2):
+                return pos  # the last word is prose
+            # digits said after a word belong to it ("smith sixty seven"): one local-part word
+            while k > 0 and (low[0].isdigit() or low in NUMBER_WORDS or (cut and any(
+                    w.startswith(low) for w in NUMBER_WORDS))) and _WORDISH.match(units[k - 1][2]) \
+                    and units[k - 1][2] not in EMAIL_CONNECTOR_TOKENS and units[k - 1][2] not in FUNCTION_WORDS:
+                k -= 1
+                s, e, low = units[k]
+            start = s
+            words += 1
+        elif low not in EMAIL_CONNECTOR_TOKENS:
+            break
+        else:
+            connectors += 1
+        want_word = not want_word
+        k -= 1
+    if start == pos:
+        return pos
+    # after an e-mail cue, the local part may be split into words: "email is jane doe"
+    j, plain = k, 0
+    while j >= 0 and plain < 3 and _WORDISH.match(units[j][2]) and units[j][2] not in EMAIL_WORDS \
+            and units[j][2] not in FUNCTION_WORDS:
+        j -= 1
+        plain += 1
+    if plain and j >= 0 and (units[j][2] in EMAIL_WORDS or (
+            units[j][2] in ("is", "was", ":", "it's") and any(u[2] in EMAIL_WORDS for u in units[max(0, j - 2) : j]))):
+        start = units[j + 1][0]
+    return start
+
+
+# a unit: letters and digits joined by connectors written without spaces ("james_lopez70@example.org")
+_UNIT = re.compile(r"[A-Za-z0-9]+(?:['\u2019._@\-][A-Za-z0-9]+)*|[^\sA-Za-z0-9]")
+
+
+def _name_tail(text: str, lower_bound: int) -> int:
+    """Two names at the end ("aisha khan" + " speaking"): a cue after them makes them a PERSON, so
+    they wait for the next word (the last word alone waits anyway, see :func:`_email_tail`)."""
+    units = [u for u in _units(text, max(lower_bound, len(text) - 80), len(text)) if _WORDISH.match(u[2])]
+    if len(units) < 2:
+        return len(text)
+    lists = name_lists()
+    pairs = [(units[-2], units[-1])]
+    if units[-1][1] == len(text) and len(units) >= 3:  # the last word may be a cut "speaking"
+        pairs.append((units[-3], units[-2]))
+    for a, b in pairs:
+        if a[2] in lists.clean_first and (lists.known(b[2]) or b[1] == len(text)):
+            return a[0]
+    return len(text)
+
+
+def _units(text: str, lo: int, hi: int) -> list[tuple[int, int, str]]:
+    """Units of ``text[lo:hi]``: (start, end, lower-cased text)."""
+    return [(m.start(), m.end(), m.group().lower()) for m in _UNIT.finditer(text, lo, hi)]
+
+
+def _number_before_aside(text: str, lower_bound: int, pos: int) -> tuple[int, int, bool] | None:
     """If ``text[:pos]`` ends with a number run plus an aside of at most ``ASIDE_MAX_WORDS``
-    words (no digit, label or ``?``/``!``), return (start of that number run, its digit count)."""
+    words (no digit, label or ``?``/``!``), return (start of that number run, its digit count,
+    whether the aside is a restart)."""
     toks = list(_TOKEN.finditer(text, lower_bound, pos))
     words = 0
     i = len(toks) - 1
@@ -103,7 +220,7 @@ def _number_before_aside(text: str, lower_bound: int, pos: int) -> tuple[int, in
     if run >= aside_start:
         return None
     digits = sum(c.isdigit() for c in normalize(text[run:aside_start]).text)
-    return (run, digits) if digits else None
+    return (run, digits, _RESTART.fullmatch(text, aside_start, pos) is not None) if digits else None
 
 
 def _aside_tail(text: str, lower_bound: int, pos: int) -> int:
@@ -116,8 +233,9 @@ def _aside_tail(text: str, lower_bound: int, pos: int) -> int:
         found = _number_before_aside(text, lower_bound, cur)
         if found is None:
             return held
-        run, digits = found
-        total += digits
+        run, digits, restart = found
+        if not restart:  # the digits before a restart ("..., sorry, ...") are said again after it
+            total += digits
         if total >= ASIDE_HOLD_DIGITS:  # long enough to be a whole number already: not held
             return pos
         held = cur = run
@@ -130,14 +248,33 @@ def _open_tail(text: str, lower_bound: int = 0) -> int:
     pos = len(text)
     i = len(toks) - 1
     if toks[i].end() == len(text):  # the last word may be cut mid-word ("fo" + "ur")
-        if not _open_prefix(toks[i].group(), toks[i - 1].group() if i else ""):
-            return pos
+        tok = toks[i].group()
+        if not (_open_prefix(tok, toks[i - 1].group() if i else "") or _spelling_at(toks, i) or _CAPS.fullmatch(tok)):
+            # a cut word of up to four letters may be an id's prefix ("KX" + "44718209", "gb" + "29 ...")
+            return toks[i].start() if len(tok) <= 4 and tok.lower() not in FUNCTION_WORDS else pos
         pos = toks[i].start()
         i -= 1
-    while i >= 0 and _open(toks[i].group(), toks[i - 1].group() if i else ""):
+    while i >= 0 and (
+        _open(toks[i].group(), toks[i - 1].group() if i else "")
+        or _spelling_at(toks, i)
+        or (toks[i].end() == pos < len(text) and text[pos].isalnum() and toks[i].group()[0].isalnum())  # "gb" of "gb15"
+    ):
         pos = toks[i].start()
         i -= 1
     return pos
+
+
+def _spelling_at(toks: list[re.Match[str]], i: int) -> bool:
+    """Token ``i`` is part of a letter spelled with an example word: "B as in boy"."""
+    def word(k: int) -> str:
+        return toks[k].group().lower() if 0 <= k < len(toks) else ""
+
+    def letter(k: int) -> bool:
+        return 0 <= k < len(toks) and len(toks[k].group()) == 1 and toks[k].group().isalpha()
+
+    w = word(i)
+    return (w == "as" and letter(i - 1)) or (w == "in" and word(i - 1) == "as" and letter(i - 2)) or (
+        word(i - 1) == "in" and word(i - 2) == "as" and letter(i - 3) and w[:1] == word(i - 3))
 
 
 class StreamingScanner:
@@ -163,6 +300,18 @@ class StreamingScanner:
         """End of the turn: everything still pending is settled and returned if new."""
         return self._scan(final=True)
 
+    def _may_grow(self, e: PiiEntity) -> bool:
+        """An address goes on after its street ("221 baker street" + ", london, NW1 6XE"), a name after
+        its first word ("priya" + " raman"): held until ``ADDRESS_HOLD_WORDS`` (``NAME_HOLD_WORDS``)
+        words have followed, or a sentence ends."""
+        hold = ADDRESS_HOLD_WORDS if e.type == ADDRESS else NAME_HOLD_WORDS if e.type == PERSON else 0
+        if not hold:
+            return False
+        after = self.text[e.end : e.end + 200]
+        if _SENTENCE_END.search(after):
+            return False
+        return len(_WORD.findall(after)) < hold
+
     def _window_start(self) -> int:
         text = self.text
         n = len(text)
@@ -184,7 +333,7 @@ class StreamingScanner:
         pending: list[PiiEntity] = []
         for e in found:
             e = PiiEntity(e.type, e.start + ws, e.end + ws, e.score, e.value, e.recognizer)
-            if e.end > tail or (not final and e.end == len(self.text)):
+            if e.end > tail or (not final and (e.end == len(self.text) or self._may_grow(e))):
                 pending.append(e)
                 continue
             key = (e.type, e.start, e.end)

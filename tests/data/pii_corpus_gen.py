@@ -241,7 +241,7 @@ DOB_T = ["my date of birth is {}", "I was born on {}", "date of birth {}", "birt
 NEG_WRITTEN = [
     "I paid $2,000 last month", "the meeting is at 10:30 tomorrow", "I have been a customer since 1990",
     "my order number is {order}", "ticket {order} is still open", "confirmation number {order}", "the reference is {order}",
-    "I was charged 149.99 twice", "call me after 5 pm", "we moved in 2015", "I live at 1600 main street", "zip code {zip}",
+    "I was charged 149.99 twice", "call me after 5 pm", "we moved in 2015", "zip code {zip}",
     "it was about 45 minutes on hold", "my tracking number is {order}", "case number {order}", "invoice {order} was wrong",
     "the number 123-456-7890 on the website does not work", "I called 555-0100 earlier", "I have 3 cards and 2 accounts",
     "the balance was 12,450 dollars", "flight 4821 was delayed", "room 1204 please", "my claim number is {order}",
@@ -251,7 +251,7 @@ NEG_SPOKEN = [
     "I paid two thousand dollars last month", "the meeting is at ten thirty tomorrow", "I've been a customer since nineteen ninety",
     "my order number is {order_s}", "ticket {order_s} is still open", "um the confirmation number is {order_s}",
     "I was charged a hundred and forty nine ninety nine twice", "call me back in twenty minutes", "we moved in two thousand fifteen",
-    "I live at sixteen hundred main street", "the zip code is {zip_s}", "I was on hold for forty five minutes",
+    "the zip code is {zip_s}", "I was on hold for forty five minutes",
     "my tracking number is {order_s}", "case number {order_s}", "the balance is twelve thousand four hundred fifty dollars",
     "I have three cards and two accounts", "flight forty eight twenty one was delayed", "oh, one more thing", "room twelve oh four please",
     "it was like two or three times", "we've got four kids, one is seven and one is nine", "my claim number is {order_s}",
