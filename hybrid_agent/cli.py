@@ -12,11 +12,11 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from hybrid_agent.settings import Settings, load_settings
+from hybrid_agent.settings import Settings, TlsUnavailable, check_tls, load_settings
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:
-    names = ("host", "port", "upstream", "model", "sim_scenario", "policy_pack", "gate_mode")
+    names = ("host", "port", "upstream", "model", "sim_scenario", "policy_pack", "gate_mode", "tls_cert_file", "tls_key_file")
     fields = {name: getattr(args, name, None) for name in names}
     if getattr(args, "db", None) is not None:
         fields["database_url"] = args.db
@@ -46,6 +46,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else os.environ.get("HYBRID_AGENT_WORKERS") or "1"
     if not str(workers).isdigit() or int(workers) < 1:
         print(f"error: --workers / HYBRID_AGENT_WORKERS must be a whole number of at least 1, not {workers!r}", file=sys.stderr)
+        return 2
+    try:
+        check_tls(settings)  # both or neither, readable PEM, the certificate's own key: refused before any worker starts
+    except TlsUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if int(workers) > 1 and settings.worker_index is None:
         from hybrid_agent.server.workers import serve_workers
@@ -95,7 +100,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         run_on_loop(run(), settings.event_loop)
     except KeyboardInterrupt:
         pass
-    except (AuditStoreError, UpstreamError, EventLoopUnavailable) as exc:
+    except (AuditStoreError, UpstreamError, EventLoopUnavailable, TlsUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -150,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, metavar="N",
                    help="N bridge processes on one port (SO_REUSEPORT), each with its own audit spool, one shared "
                    "PostgreSQL; env HYBRID_AGENT_WORKERS (docs/scaling.md)")
+    p.add_argument("--tls-cert", dest="tls_cert_file", metavar="FILE",
+                   help="PEM certificate (chain): serve https:// and wss:// on the port, TLS 1.2 at least; needs --tls-key; "
+                   "env HYBRID_AGENT_TLS_CERT_FILE (docs/reliability.md, TLS)")
+    p.add_argument("--tls-key", dest="tls_key_file", metavar="FILE",
+                   help="the certificate's unencrypted PEM private key; env HYBRID_AGENT_TLS_KEY_FILE")
     _add_gate(p)
     _add_db(p)
     p.set_defaults(func=_cmd_serve)

@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(
         default=10.0, gt=0, description="A connection that has not sent complete request headers in this time is closed."
     )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate (leaf first, then its chain) serve presents (HYBRID_AGENT_TLS_CERT_FILE, --tls-cert): "
+        "with tls_key_file the bridge serves https:// and wss:// on its port, TLS 1.2 at least (docs/reliability.md, TLS).",
+    )
+    tls_key_file: Path | None = Field(
+        default=None,
+        description="The certificate's unencrypted PEM private key (HYBRID_AGENT_TLS_KEY_FILE, --tls-key); read at start only.",
+    )
 
     # upstream
     upstream: str = Field(default="openai", description="openai | azure | sim | ws(s)://host/path")
@@ -229,12 +238,76 @@ class Settings(BaseSettings):
             return None  # an empty variable is no secret (serve then refuses a webhook without one)
         return value
 
+    @field_validator("tls_cert_file", "tls_key_file", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None  # an empty variable is no file (not the current directory)
+        return value
+
     @field_validator("upstream")
     @classmethod
     def _check_upstream(cls, value: str) -> str:
         if value in ("openai", "azure", "sim") or value.startswith(("ws://", "wss://")):
             return value
         raise ValueError("must be openai, azure, sim or a ws:// / wss:// URL")
+
+
+class TlsUnavailable(ValueError):
+    """The TLS certificate or key cannot be used; the message is one line for a person (no key material in it)."""
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _refuse_passphrase() -> bytes:
+    raise _EncryptedKey  # never OpenSSL's interactive prompt: serve would hang at start
+
+
+def check_tls(settings: Settings) -> tuple[Path, Path] | None:
+    """``(certificate, key)`` files serve terminates TLS with, ``None`` without TLS.
+
+    Both or neither; each an existing, readable PEM file, the key unencrypted and the
+    certificate's own.  Loaded here once so that a bad file is refused at start with
+    :class:`TlsUnavailable` rather than as a traceback from the server's first bind.
+    """
+    import ssl
+
+    cert, key = settings.tls_cert_file, settings.tls_key_file
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        given, missing = ("--tls-key / HYBRID_AGENT_TLS_KEY_FILE", "--tls-cert / HYBRID_AGENT_TLS_CERT_FILE")
+        if key is None:
+            given, missing = missing, given
+        raise TlsUnavailable(f"{given} is set but {missing} is not: TLS needs both the certificate and its private key")
+    for what, path in (("certificate", cert), ("private key", key)):
+        try:
+            with path.open("rb"):
+                pass
+        except FileNotFoundError:
+            raise TlsUnavailable(f"TLS {what} file {path} does not exist") from None
+        except IsADirectoryError:
+            raise TlsUnavailable(f"TLS {what} file {path} is a directory, not a PEM file") from None
+        except OSError as exc:
+            raise TlsUnavailable(f"TLS {what} file {path} cannot be read: {exc.strerror or type(exc).__name__}") from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(cert))
+    except (ssl.SSLError, ValueError, UnicodeDecodeError):
+        raise TlsUnavailable(f"TLS certificate file {cert} holds no PEM certificate (-----BEGIN CERTIFICATE-----)") from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(cert), str(key), password=_refuse_passphrase)
+    except _EncryptedKey:
+        raise TlsUnavailable(f"TLS private key file {key} is passphrase-protected: give an unencrypted key "
+                             "(openssl pkey -in KEY -out KEY.plain), readable by this user only") from None
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise TlsUnavailable(f"TLS private key file {key} does not match the certificate in {cert}") from None
+        detail = f" ({exc.reason})" if exc.reason else ""
+        raise TlsUnavailable(f"TLS private key file {key} holds no usable PEM private key (-----BEGIN PRIVATE KEY-----) "
+                             f"for the certificate in {cert}{detail}") from None
+    return cert, key
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -7,6 +7,8 @@ import concurrent.futures
 import contextlib
 import logging
 import socket
+import ssl
+from collections.abc import Callable
 
 import uvicorn
 
@@ -17,7 +19,7 @@ from hybrid_agent.logs import install_log_redaction
 from hybrid_agent.server.app import build_app
 from hybrid_agent.server.escalation import EscalationNotifier, EscalationSink
 from hybrid_agent.server.http import MAX_HEADER_BYTES, guarded_h11_protocol
-from hybrid_agent.settings import Settings
+from hybrid_agent.settings import Settings, check_tls
 from hybrid_agent.upstream.connector import UpstreamConnector
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,13 @@ def listening_socket(host: str, port: int, reuse_port: bool = False) -> socket.s
     return sock
 
 
+def _minimum_tls_1_2(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's own context for the certificate and key, refusing anything older than TLS 1.2."""
+    context = default()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
 class BridgeServer:
     """The bridge: upstream connector + ASGI app + uvicorn on a bound socket.
 
@@ -143,10 +152,21 @@ class BridgeServer:
         return self._sock.getsockname()[1]
 
     @property
+    def tls(self) -> bool:
+        """Whether this bridge terminates TLS itself (``--tls-cert`` / ``--tls-key``)."""
+        return self.settings.tls_cert_file is not None or self.settings.tls_key_file is not None
+
+    @property
     def ws_base_url(self) -> str:
-        return f"ws://{self.settings.host}:{self.port}/v1"
+        return f"{'wss' if self.tls else 'ws'}://{self.settings.host}:{self.port}/v1"
+
+    @property
+    def base_url(self) -> str:
+        """What ``AsyncOpenAI(base_url=...)`` takes: ``https://`` with TLS, else ``http://``."""
+        return f"{'https' if self.tls else 'http'}://{self.settings.host}:{self.port}/v1"
 
     async def start(self) -> None:
+        tls = check_tls(self.settings)  # TlsUnavailable for a bad certificate or key, before anything starts
         if self._owned_writer is not None:
             await self._owned_writer.start()  # raises SchemaOutdated before any call is taken
             await self._close_interrupted_calls()
@@ -172,6 +192,10 @@ class BridgeServer:
             ws_per_message_deflate=False,
             log_level="warning",
             lifespan="off",
+            # HTTPS and WSS on the same port with a certificate; checked above, loaded again by uvicorn
+            ssl_certfile=str(tls[0]) if tls else None,
+            ssl_keyfile=str(tls[1]) if tls else None,
+            ssl_context_factory=_minimum_tls_1_2 if tls else None,
         )
         install_log_redaction()  # uvicorn.Config just (re)configured its handlers: no frame contents in them
         self._server = uvicorn.Server(config)

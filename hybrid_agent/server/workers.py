@@ -54,7 +54,8 @@ def worker_command(args: argparse.Namespace, port: int) -> list[str]:
         cmd.append("-v")
     cmd.append("serve")
     flags = {"host": "--host", "upstream": "--upstream", "model": "--model", "sim_scenario": "--sim-scenario",
-             "policy_pack": "--policy", "gate_mode": "--gate", "db": "--db"}
+             "policy_pack": "--policy", "gate_mode": "--gate", "db": "--db",
+             "tls_cert_file": "--tls-cert", "tls_key_file": "--tls-key"}  # each worker terminates TLS itself
     for name, flag in flags.items():
         value = getattr(args, name, None)
         if value is not None:
@@ -93,7 +94,8 @@ class Supervisor:
         try:
             for i in range(self.n):
                 self._spawn(i, port)
-            print(f"bridge supervisor: {self.n} workers on ws://{self.settings.host}:{port}/v1/realtime "
+            scheme = "wss" if self.settings.tls_cert_file is not None else "ws"
+            print(f"bridge supervisor: {self.n} workers on {scheme}://{self.settings.host}:{port}/v1/realtime "
                   f"(pids {', '.join(str(p.pid) for p in self.procs.values())})", flush=True)
             return self._watch(port)
         finally:
