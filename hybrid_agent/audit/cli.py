@@ -170,6 +170,14 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_roles(args: argparse.Namespace) -> int:
+    from hybrid_agent.audit.roles import apply_roles, roles_script
+
+    run = apply_roles if args.apply else roles_script
+    sys.stdout.write(run(_database_url(args), args.bridge_role, args.auditor_role))
+    return 0
+
+
 def cmd_calls(args: argparse.Namespace) -> int:
     from hybrid_agent.audit.queries import list_calls
 
@@ -567,6 +575,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = dbsub.add_parser("upgrade", help="create or migrate the audit schema to this code's version")
     _add_db(p)
     p.set_defaults(func=_run(cmd_db_upgrade))
+    p = dbsub.add_parser("roles", help="print (or --apply) least-privilege PostgreSQL roles for the bridge and the auditor")
+    p.add_argument("--apply", action="store_true",
+                   help="run the SQL (as a superuser, or the tables' owner with CREATEROLE) and verify it")
+    p.add_argument("--bridge-role", dest="bridge_role", default="hybrid_agent_bridge", metavar="NAME",
+                   help="the bridge's role: INSERT, and SELECT only on what the writer reads (default hybrid_agent_bridge)")
+    p.add_argument("--auditor-role", dest="auditor_role", default="hybrid_agent_auditor", metavar="NAME",
+                   help="the compliance CLI's role: SELECT only (default hybrid_agent_auditor)")
+    _add_db(p)
+    p.set_defaults(func=_run(cmd_db_roles))
 
     audit = subparsers.add_parser("audit", help="query and verify the audit trail")
     asub = audit.add_subparsers(dest="audit_command", required=True)
