@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -88,10 +89,30 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         traces = "off" if settings.otel_exporter == "none" else f"{settings.otel_exporter} {settings.otel_endpoint or '(default endpoint)'}"
         metrics = "GET /metrics" if settings.metrics else "off"
         print(f"telemetry: traces {traces}; metrics {metrics} (docs/observability.md)", flush=True)
-        assert server._task is not None
+        assert server._task is not None and server._server is not None
+        uvicorn_server = server._server
+        draining: list[asyncio.Task[None]] = []
+
+        async def drain_then_exit() -> None:
+            ended = await server.drain()  # no new calls; those in progress finish, up to HYBRID_AGENT_DRAIN_S
+            print(f"bridge drained ({ended} call(s) ended at the deadline)", flush=True)
+            uvicorn_server.should_exit = True
+
+        def on_drain_signal() -> None:
+            # rolling deploys send SIGTERM: drain first (uvicorn's own handler would close every call
+            # at once with 1012); a second SIGTERM ends the calls now
+            if draining:
+                server.calls.draining = True
+                draining.append(asyncio.ensure_future(server.drain(0)))
+                return
+            draining.append(asyncio.ensure_future(drain_then_exit()))
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_drain_signal)
         try:
             await server._task
         finally:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
             await server.stop()
 
     from hybrid_agent.server.event_loop import EventLoopUnavailable, run as run_on_loop

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         default_factory=list, description="Tokens clients present as 'Authorization: Bearer'; comma separated."
     )
     max_message_bytes: int = Field(default=1 << 20, gt=0, description="Largest client event accepted.")
+    drain_s: float = Field(
+        default=25.0, ge=0,
+        description="On SIGTERM, how long calls in progress may go on (no new ones are taken) before the bridge "
+        "ends them and exits; keep it below the orchestrator's kill grace (Kubernetes: 30 s by default).",
+    )
     header_timeout_s: float = Field(
         default=10.0, gt=0, description="A connection that has not sent complete request headers in this time is closed."
     )

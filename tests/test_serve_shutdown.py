@@ -1,4 +1,5 @@
-"""SIGTERM with a call connected: ``serve`` ends the call, flushes the audit and exits 0."""
+"""SIGTERM with a call connected and no drain time (``HYBRID_AGENT_DRAIN_S=0``): ``serve`` ends the call
+at once, flushes the audit and exits 0 (the drain itself: tests/test_drain.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ TOKEN = "shutdown-token"
 async def test_sigterm_mid_call_ends_the_call_in_the_audit_and_exits_0(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'audit.db'}"
     env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": TOKEN, "HYBRID_AGENT_DATABASE_URL": db,
-           "HYBRID_AGENT_AUDIT_SPOOL": str(tmp_path / "spool")}
+           "HYBRID_AGENT_AUDIT_SPOOL": str(tmp_path / "spool"), "HYBRID_AGENT_DRAIN_S": "0"}
     server = subprocess.Popen([sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0"],
                               env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -31,7 +32,7 @@ async def test_sigterm_mid_call_ends_the_call_in_the_audit_and_exits_0(tmp_path:
             await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": "AAAA" * 240}))
             server.send_signal(signal.SIGTERM)
             try:
-                while True:  # the bridge closes the call (1012, going away) as it shuts down
+                while True:  # the bridge ends the call (1001, going away) as it shuts down
                     await asyncio.wait_for(ws.recv(), 30)
             except ConnectionClosed:
                 pass

@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket
 
 from hybrid_agent.audit.sink import AuditSink
 from hybrid_agent.policy.gate import PolicyGate
+from hybrid_agent.server.drain import ActiveCalls
 from hybrid_agent.server.auth import bearer_token, token_is_valid
 from hybrid_agent.server.escalation import EscalationSink
 from hybrid_agent.server.twilio_webhook import MEDIA_PATH, VOICE_PATH, stream_tokens_for, twilio_voice_endpoint
@@ -32,6 +33,12 @@ from hybrid_agent.transports.realtime_ws import run_bridged_call, serve_realtime
 from hybrid_agent.upstream.connector import UpstreamConnector
 
 log = logging.getLogger(__name__)
+
+
+def _draining() -> Response:
+    return JSONResponse({"error": {"type": "server_error", "code": "draining",
+                                   "message": "this bridge is shutting down; connect again (another instance takes the call)"}},
+                        status_code=503, headers={"Retry-After": "1"})
 
 
 def _unauthorized() -> Response:
@@ -81,16 +88,21 @@ def build_app(
     gate_executor: concurrent.futures.Executor | None = None,
     *,
     escalations: EscalationSink | None = None,
+    calls: ActiveCalls | None = None,
 ) -> Starlette:
+    calls = calls if calls is not None else ActiveCalls()
+
     async def healthz(request: Request) -> Response:
         if not token_is_valid(bearer_token(request.headers), settings.bridge_tokens):
             return _unauthorized()
-        body: dict[str, Any] = {"status": "ok", "upstream": connector.label}
+        body: dict[str, Any] = {"status": "ok", "upstream": connector.label, "calls": len(calls)}
         state = audit_state(audit)
         if state is not None:
             body["audit"] = state
             if audit_degraded(state):
                 body["status"] = "degraded"  # alive and taking calls, but records are not in the database
+        if calls.draining:
+            body["status"] = "draining"  # alive, finishing its calls, taking no new ones
         return JSONResponse(body)
 
     async def readyz(request: Request) -> Response:
@@ -104,6 +116,9 @@ def build_app(
             body["audit"] = state
         if not ready:
             body["reason"] = "audit records cannot be stored: neither the database nor the spool is writable"
+        if calls.draining:  # SIGTERM: a load balancer takes this instance out while its calls finish
+            ready = False
+            body.update(status="draining", reason=f"shutting down: {len(calls)} call(s) finishing, no new ones")
         return JSONResponse(body, status_code=200 if ready else 503)
 
     telemetry = getattr(audit, "telemetry", None)  # a TelemetrySink (hybrid_agent/telemetry) carries it
@@ -123,6 +138,9 @@ def build_app(
         if not token_is_valid(bearer_token(websocket.headers), settings.bridge_tokens):
             await websocket.send_denial_response(_unauthorized())
             return
+        if calls.draining:
+            await websocket.send_denial_response(_draining())
+            return
         await serve_realtime_client(
             websocket,
             settings=settings,
@@ -131,6 +149,7 @@ def build_app(
             policy_gate=policy_gate,
             gate_executor=gate_executor,
             escalations=escalations,
+            calls=calls,
         )
 
     # Twilio: the voice webhook is authenticated by X-Twilio-Signature, not a bridge token
@@ -146,9 +165,13 @@ def build_app(
             await run_bridged_call(
                 client, channel="twilio", requested_model=None, refuse=refuse, settings=settings, connector=connector,
                 audit=audit, policy_gate=policy_gate, gate_executor=gate_executor, escalations=escalations,
-                caller_id=caller_id, call_metadata=metadata, first_client_events=first_events,
+                caller_id=caller_id, call_metadata=metadata, first_client_events=first_events, calls=calls,
             )
 
+        if calls.draining:  # Twilio cannot be refused at the handshake with a status it acts on: 1013, try again later
+            await websocket.accept()
+            await websocket.close(1013, "bridge shutting down")
+            return
         await serve_twilio_media(websocket, stream_tokens=stream_tokens, run_call=run_call, streamed=streamed_calls,
                                  transfer=transfer_for_call)
 

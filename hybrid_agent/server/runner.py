@@ -17,6 +17,7 @@ from hybrid_agent.audit.writer import AuditWriter, make_writer
 from hybrid_agent.policy.gate import IMPLEMENTED_GATE_MODES, PolicyGate
 from hybrid_agent.logs import install_log_redaction
 from hybrid_agent.server.app import build_app
+from hybrid_agent.server.drain import ActiveCalls
 from hybrid_agent.server.escalation import EscalationNotifier, EscalationSink
 from hybrid_agent.server.http import MAX_HEADER_BYTES, guarded_h11_protocol
 from hybrid_agent.settings import Settings, check_tls
@@ -121,6 +122,7 @@ class BridgeServer:
     ) -> None:
         self.settings = settings
         self.max_header_bytes = max_header_bytes  # a request head this large gets 431
+        self.calls = ActiveCalls()  # the calls in progress: what a drain waits for
         # first: a webhook without a secret or a bad pack fails before anything starts
         self._owned_notifier: EscalationNotifier | None = None
         if escalations is None:
@@ -180,7 +182,8 @@ class BridgeServer:
             self._gate_executor = concurrent.futures.ThreadPoolExecutor(GATE_WORKERS, thread_name_prefix="policy-gate")
             await asyncio.get_running_loop().run_in_executor(self._gate_executor, lambda: self.policy_gate.analyzer)  # warm up
         app = build_app(
-            self.settings, self.connector, self.audit, self.policy_gate, self._gate_executor, escalations=self.escalations
+            self.settings, self.connector, self.audit, self.policy_gate, self._gate_executor, escalations=self.escalations,
+            calls=self.calls,
         )
         config = uvicorn.Config(
             app,
@@ -225,6 +228,12 @@ class BridgeServer:
             return
         if closed:
             log.warning("audit: %d call(s) left open by an earlier crash recorded as interrupted", len(closed))
+
+    async def drain(self, deadline_s: float | None = None) -> int:
+        """SIGTERM: take no new calls, let those in progress finish up to ``deadline_s``
+        (``HYBRID_AGENT_DRAIN_S``), end the rest cleanly; then :meth:`stop` can follow.
+        Returns how many calls were ended at the deadline."""
+        return await self.calls.drain(self.settings.drain_s if deadline_s is None else deadline_s)
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -376,6 +376,18 @@ class CallSession:
         err = self._error(f"The bridge failed: {reason}", code="bridge_error", error_type="server_error")
         return self._end(now_ms, "error", [SendClient(err), CloseClient(1011, "bridge error"), CloseUpstream(1011, "bridge error")])
 
+    def shutdown(self, now_ms: float, reason: str = "the bridge is restarting") -> list[Action]:
+        """The bridge is stopping and the call outlived the drain deadline (``HYBRID_AGENT_DRAIN_S``):
+        tell the caller why, close both sides cleanly (1001, going away), record it as ``shutdown``."""
+        if self.closed:
+            return []
+        out: list[Action] = []
+        self._audit_event(out, "bridge", "shutdown", self._rel(now_ms), message=reason, redacted=True)
+        err = self._error(f"The call was ended: {reason}. Please call again.", code="bridge_shutdown",
+                          error_type="server_error")
+        return out + self._end(now_ms, "shutdown", [SendClient(err), CloseClient(1001, "bridge restarting"),
+                                                     CloseUpstream(1000, "bridge restarting")])
+
     def abandon(self, now_ms: float, outcome: str, reason: str = "") -> list[Action]:
         """The call never got going (no upstream): why, and its end, for the audit."""
         out: list[Action] = []

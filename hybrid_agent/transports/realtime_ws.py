@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 
+from hybrid_agent.server.drain import ActiveCalls
 from hybrid_agent.audit.sink import AuditSink
 from hybrid_agent.policy.gate import PolicyCheck, PolicyGate
 from hybrid_agent.policy.speech import SpeechCheck
@@ -97,6 +98,10 @@ class CallRunner:
         self.done = asyncio.Event()
         self._timers: set[asyncio.Task[None]] = set()
         self._send_lock = asyncio.Lock()
+
+    async def shutdown(self, reason: str) -> None:
+        """The bridge is draining and the deadline passed: the call ends cleanly (server/drain.py)."""
+        await self.execute(self.session.shutdown(_now_ms(), reason))
 
     async def execute(self, actions: list[Action]) -> None:
         # audit records and escalations first: neither blocks (the webhook is posted by the notifier's
@@ -374,6 +379,7 @@ async def serve_realtime_client(
     policy_gate: PolicyGate | None = None,
     gate_executor: concurrent.futures.Executor | None = None,
     escalations: EscalationSink | None = None,
+    calls: ActiveCalls | None = None,
 ) -> None:
     """Run one call for an authenticated Realtime-protocol caller."""
     await websocket.accept()
@@ -386,7 +392,7 @@ async def serve_realtime_client(
     await run_bridged_call(
         websocket, channel="realtime", requested_model=websocket.query_params.get("model"), refuse=refuse,
         settings=settings, connector=connector, audit=audit, policy_gate=policy_gate, gate_executor=gate_executor,
-        escalations=escalations,
+        escalations=escalations, calls=calls,
     )
 
 
@@ -405,6 +411,7 @@ async def run_bridged_call(
     caller_id: str | None = None,
     call_metadata: dict[str, str] | None = None,
     first_client_events: list[dict[str, Any]] | None = None,
+    calls: ActiveCalls | None = None,
 ) -> None:
     """One call between ``client`` (anything with ``receive()``, ``send_text()`` and ``close()``, as a
     Starlette WebSocket has) and the upstream: the session built from settings and pack, the upstream
@@ -445,7 +452,13 @@ async def run_bridged_call(
         session, client, upstream, audit, policy_gate, gate_executor, connector, tools=registry, escalations=escalations,
         telemetry=getattr(audit, "telemetry", None),  # a TelemetrySink carries the process's telemetry
     )
-    await runner.execute(session.start(_now_ms(), time.time()))
-    for event in first_client_events or []:
-        await runner.execute(session.feed_client(event, _now_ms()))
-    await runner.run()
+    if calls is not None:
+        calls.add(runner)  # a drain (SIGTERM) waits for it, then ends it at the deadline
+    try:
+        await runner.execute(session.start(_now_ms(), time.time()))
+        for event in first_client_events or []:
+            await runner.execute(session.feed_client(event, _now_ms()))
+        await runner.run()
+    finally:
+        if calls is not None:
+            calls.discard(runner)

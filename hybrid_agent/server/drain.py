@@ -1,0 +1,62 @@
+"""The calls a bridge process is serving, and its drain on SIGTERM (rolling deploys).
+
+``serve`` on SIGTERM: stop taking calls (new ones are refused with 503, ``/readyz`` answers 503
+``draining`` so a load balancer takes the instance out), let the calls in progress finish up to
+``HYBRID_AGENT_DRAIN_S``, then end the rest cleanly (the caller is told why and the socket closes
+with 1001; the audit records the outcome ``shutdown``), flush the audit and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class EndableCall(Protocol):
+    async def shutdown(self, reason: str) -> None: ...
+
+
+class ActiveCalls:
+    """The calls in progress in this process (registered by the transport while a call runs)."""
+
+    def __init__(self) -> None:
+        self._calls: set[EndableCall] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.draining = False
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def add(self, call: EndableCall) -> None:
+        self._calls.add(call)
+        self._idle.clear()
+
+    def discard(self, call: EndableCall) -> None:
+        self._calls.discard(call)
+        if not self._calls:
+            self._idle.set()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no call is in progress, at most ``timeout_s``; True when none is."""
+        if timeout_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout_s)
+        return not self._calls
+
+    async def drain(self, deadline_s: float, reason: str = "the bridge is restarting") -> int:
+        """Take no new calls, wait up to ``deadline_s`` for the calls in progress, end the rest.
+        Returns how many calls had to be ended."""
+        self.draining = True
+        log.warning("draining: %d call(s) in progress, ending what is left in %.0f s", len(self), deadline_s)
+        if await self.wait_idle(deadline_s):
+            return 0
+        left = list(self._calls)
+        log.warning("drain deadline: ending %d call(s)", len(left))
+        await asyncio.gather(*(call.shutdown(reason) for call in left), return_exceptions=True)
+        await self.wait_idle(5.0)  # their pumps finish and their last records are queued
+        return len(left)

@@ -1,0 +1,139 @@
+"""SIGTERM drain (rolling deploys): no new calls, the calls in progress go on up to the deadline
+(``HYBRID_AGENT_DRAIN_S``), the rest are ended cleanly and recorded as ``shutdown``; exit 0.
+
+In-process through the real socket, and once with ``hybrid-agent serve`` and a real SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from hybrid_agent.audit.records import CallEnded, CallEventRecord
+from hybrid_agent.audit.sink import MemoryAuditSink
+from hybrid_agent.server.runner import BridgeServer
+from hybrid_agent.settings import Settings
+
+TOKEN = "drain-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def settings(**kw: Any) -> Settings:
+    base: dict[str, Any] = {"upstream": "sim", "host": "127.0.0.1", "port": 0, "bridge_tokens": [TOKEN]}
+    base.update(kw)
+    return Settings(**base)
+
+
+async def _text_turn(ws: Any, text: str) -> list[dict[str, Any]]:
+    """A typed turn and its answer, while the bridge drains: the call in progress still works."""
+    await ws.send(json.dumps({"type": "conversation.item.create", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}}))
+    await ws.send(json.dumps({"type": "response.create"}))
+    got = []
+    while not got or got[-1]["type"] != "response.done":
+        got.append(json.loads(await asyncio.wait_for(ws.recv(), 15)))
+    return got
+
+
+def _http(bridge: BridgeServer) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=bridge.base_url.rsplit("/v1", 1)[0], headers=AUTH, timeout=10)
+
+
+async def test_drain_takes_no_new_calls_and_lets_the_call_finish() -> None:
+    audit = MemoryAuditSink()
+    async with BridgeServer(settings(), audit=audit) as bridge:
+        async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers=AUTH) as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "session.created"
+            async with _http(bridge) as http:
+                assert (await http.get("/readyz")).status_code == 200
+                drain = asyncio.create_task(bridge.drain(30))
+                await asyncio.sleep(0.1)
+                ready = await http.get("/readyz")
+                assert ready.status_code == 503 and ready.json()["status"] == "draining"
+                health = (await http.get("/healthz")).json()
+                assert health["status"] == "draining" and health["calls"] == 1
+            with pytest.raises(InvalidStatus) as refused:  # a new call goes to another instance
+                async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers=AUTH):
+                    pass
+            assert refused.value.response.status_code == 503
+            answer = await _text_turn(ws, "still there?")
+            assert any(e["type"] == "response.output_audio.delta" for e in answer)
+            assert not drain.done()
+        # the caller hung up: the drain ends long before its deadline, nothing had to be ended
+        assert await asyncio.wait_for(drain, 10) == 0
+    [ended] = [r for r in audit.records if isinstance(r, CallEnded)]
+    assert ended.outcome == "completed"
+
+
+async def test_calls_left_at_the_deadline_are_ended_cleanly() -> None:
+    audit = MemoryAuditSink()
+    async with BridgeServer(settings(), audit=audit) as bridge:
+        async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers=AUTH) as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "session.created"
+            ended = await bridge.drain(0.3)
+            assert ended == 1
+            frames = []
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    frames.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+            assert frames[-1]["type"] == "error" and frames[-1]["error"]["code"] == "bridge_shutdown"
+    [end] = [r for r in audit.records if isinstance(r, CallEnded)]
+    assert end.outcome == "shutdown"
+    assert any(isinstance(r, CallEventRecord) and r.kind == "shutdown" for r in audit.records)
+
+
+async def test_serve_sigterm_drains_then_exits_0(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": TOKEN, "HYBRID_AGENT_DATABASE_URL": db,
+           "HYBRID_AGENT_AUDIT_SPOOL": str(tmp_path / "spool"), "HYBRID_AGENT_DRAIN_S": "3"}
+    server = subprocess.Popen([sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0"],
+                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = await asyncio.to_thread(server.stdout.readline)  # type: ignore[union-attr]
+        assert "listening on" in line, line
+        url = line.split("listening on ", 1)[1].split(" ", 1)[0]
+        base = url.replace("ws://", "http://").rsplit("/v1", 1)[0]
+        async with ws_connect(f"{url}?model=gpt-realtime", additional_headers=AUTH) as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "session.created"
+            server.send_signal(signal.SIGTERM)
+            async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=10) as http:
+                for _ in range(50):  # the signal is handled on the bridge's loop
+                    ready = await http.get("/readyz")
+                    if ready.status_code == 503:
+                        break
+                    await asyncio.sleep(0.05)
+                assert ready.status_code == 503 and ready.json()["status"] == "draining"
+            answer = await _text_turn(ws, "are you closing?")  # the call goes on while the bridge drains
+            assert answer[-1]["type"] == "response.done"
+            frames = []
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    frames.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        code = await asyncio.to_thread(server.wait, 30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    out = server.stdout.read()  # type: ignore[union-attr]
+    stderr = server.stderr.read()  # type: ignore[union-attr]
+    assert code == 0, stderr[-2000:]
+    assert "bridge drained (1 call(s) ended at the deadline)" in out
+    calls = subprocess.run([sys.executable, "-m", "hybrid_agent", "audit", "calls", "--json"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    [call] = json.loads(calls.stdout)
+    assert call["outcome"] == "shutdown", call
+    verify = subprocess.run([sys.executable, "-m", "hybrid_agent", "audit", "verify"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
