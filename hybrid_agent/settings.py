@@ -39,6 +39,14 @@ class Settings(BaseSettings):
         default_factory=list, description="Tokens clients present as 'Authorization: Bearer'; comma separated."
     )
     max_message_bytes: int = Field(default=1 << 20, gt=0, description="Largest client event accepted.")
+    idle_timeout_s: float = Field(
+        default=300.0, ge=0,
+        description="A call on which neither the caller nor the model sent a frame for this long is ended (0: never).",
+    )
+    max_calls: int = Field(
+        default=1000, ge=0,
+        description="Calls one process takes at once; one more is refused with 503 (0: no limit).",
+    )
     drain_s: float = Field(
         default=25.0, ge=0,
         description="On SIGTERM, how long calls in progress may go on (no new ones are taken) before the bridge "

@@ -1,5 +1,6 @@
 """Security promises, each through the real socket: every endpoint authenticates, and a planted
-OpenAI key never reaches a client frame, an HTTP body, a log line (DEBUG on) or the audit database.
+OpenAI key never reaches a client frame, an HTTP body, a log line (DEBUG on) or the audit database;
+a call idle both ways is ended at the idle limit, and calls over the process limit are refused.
 
 The route walk reads the app's own route table, so a new route without a case here fails the test
 instead of going out unauthenticated.
@@ -20,6 +21,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from hybrid_agent.audit.records import CallEnded
 from hybrid_agent.audit.sink import MemoryAuditSink
 from hybrid_agent.audit.store import upgrade
 from hybrid_agent.server.app import build_app
@@ -128,3 +130,53 @@ async def test_planted_openai_key_goes_nowhere_but_upstream(caplog: pytest.LogCa
     stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("audit.db"))
     assert stored and key.encode() not in stored
     assert key[-20:].encode() not in stored  # not even a tail of it
+
+
+# ----------------------------------------------------------------- connection limits
+async def test_an_idle_call_is_ended_at_the_idle_limit() -> None:
+    """Neither side sends a frame: the call ends after HYBRID_AGENT_IDLE_TIMEOUT_S; a call with traffic does not."""
+    audit = MemoryAuditSink()
+    async with BridgeServer(settings(idle_timeout_s=0.6), audit=audit) as bridge:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers=auth) as busy, \
+                ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers=auth) as idle:
+            for ws in (busy, idle):
+                assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "session.created"
+            frames = []
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    # the busy call sends a frame every 0.2 s: over three times the idle limit, never cut
+                    await busy.send(json.dumps({"type": "input_audio_buffer.clear"}))
+                    try:
+                        frames.append(json.loads(await asyncio.wait_for(idle.recv(), 0.2)))
+                    except TimeoutError:
+                        pass
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+            assert frames[-1]["type"] == "error" and frames[-1]["error"]["code"] == "idle_timeout"
+            await busy.send(json.dumps({"type": "session.update", "session": {"type": "realtime"}}))
+            got = json.loads(await asyncio.wait_for(busy.recv(), 10))
+            assert got["type"] in ("session.updated", "input_audio_buffer.cleared"), got
+    outcomes = sorted(r.outcome for r in audit.records if isinstance(r, CallEnded))
+    assert outcomes == ["completed", "idle"]
+
+
+async def test_calls_over_the_process_limit_are_refused_with_503() -> None:
+    async with BridgeServer(settings(max_calls=1), audit=MemoryAuditSink()) as bridge:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        url = f"{bridge.ws_base_url}/realtime?model=m"
+        async with ws_connect(url, additional_headers=auth) as first:
+            assert json.loads(await asyncio.wait_for(first.recv(), 10))["type"] == "session.created"
+            with pytest.raises(InvalidStatus) as refused:
+                async with ws_connect(url, additional_headers=auth):
+                    pass
+            assert refused.value.response.status_code == 503
+            assert b"at_capacity" in refused.value.response.body
+        for _ in range(50):  # the first call's slot is free again once its handler has returned
+            try:
+                async with ws_connect(url, additional_headers=auth) as again:
+                    assert json.loads(await asyncio.wait_for(again.recv(), 10))["type"] == "session.created"
+                break
+            except InvalidStatus:
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the slot of a finished call was never freed")

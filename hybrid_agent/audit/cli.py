@@ -592,7 +592,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--since", type=parse_time, help="calls started at/after (2026-01-31, ISO time, epoch, or 7d/12h)")
     p.add_argument("--until", type=parse_time, help="calls started before")
     p.add_argument("--channel")
-    p.add_argument("--outcome", help="completed | client_closed | upstream_closed | upstream_unavailable | error | interrupted | shutdown | open (not ended)")
+    p.add_argument("--outcome", help="completed | client_closed | upstream_closed | upstream_unavailable | error | interrupted | shutdown | idle | open (not ended)")
     p.add_argument("--policy-version", dest="policy_version")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--has-violation", dest="has_violation", action="store_const", const=True, default=None)

@@ -45,7 +45,7 @@ class CallStarted:
         return self.call_id
 
 
-CALL_OUTCOMES = ("completed", "client_closed", "upstream_closed", "upstream_unavailable", "error", "interrupted", "shutdown")
+CALL_OUTCOMES = ("completed", "client_closed", "upstream_closed", "upstream_unavailable", "error", "interrupted", "shutdown", "idle")
 """Every ``CallEnded.outcome``.  ``upstream_unavailable``: the upstream could not be reached, the
 call never started.  ``interrupted``: the bridge process died mid-call; the end was recorded
 afterwards by :func:`hybrid_agent.audit.store.close_interrupted_calls`."""
@@ -55,7 +55,7 @@ afterwards by :func:`hybrid_agent.audit.store.close_interrupted_calls`."""
 class CallEnded:
     call_id: str
     at_ms: float
-    outcome: str  # one of CALL_OUTCOMES: completed | client_closed | upstream_closed | upstream_unavailable | error | interrupted | shutdown
+    outcome: str  # one of CALL_OUTCOMES: completed | client_closed | upstream_closed | upstream_unavailable | error | interrupted | shutdown | idle
 
     @property
     def record_id(self) -> str:

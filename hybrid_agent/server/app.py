@@ -41,6 +41,12 @@ def _draining() -> Response:
                         status_code=503, headers={"Retry-After": "1"})
 
 
+def _at_capacity() -> Response:
+    return JSONResponse({"error": {"type": "server_error", "code": "at_capacity",
+                                   "message": "this bridge takes no more calls now (HYBRID_AGENT_MAX_CALLS); try again"}},
+                        status_code=503, headers={"Retry-After": "1"})
+
+
 def _unauthorized() -> Response:
     return JSONResponse(
         {"error": {"type": "invalid_request_error", "code": "invalid_api_key", "message": "Missing or invalid bridge token."}},
@@ -141,16 +147,23 @@ def build_app(
         if calls.draining:
             await websocket.send_denial_response(_draining())
             return
-        await serve_realtime_client(
-            websocket,
-            settings=settings,
-            connector=connector,
-            audit=audit,
-            policy_gate=policy_gate,
-            gate_executor=gate_executor,
-            escalations=escalations,
-            calls=calls,
-        )
+        if not calls.admit(settings.max_calls):
+            log.warning("call refused: %d calls open (HYBRID_AGENT_MAX_CALLS)", calls.connections)
+            await websocket.send_denial_response(_at_capacity())
+            return
+        try:
+            await serve_realtime_client(
+                websocket,
+                settings=settings,
+                connector=connector,
+                audit=audit,
+                policy_gate=policy_gate,
+                gate_executor=gate_executor,
+                escalations=escalations,
+                calls=calls,
+            )
+        finally:
+            calls.release()
 
     # Twilio: the voice webhook is authenticated by X-Twilio-Signature, not a bridge token
     # (Twilio cannot send one); the media stream by the token the webhook put in its TwiML
@@ -168,12 +181,16 @@ def build_app(
                 caller_id=caller_id, call_metadata=metadata, first_client_events=first_events, calls=calls,
             )
 
-        if calls.draining:  # Twilio cannot be refused at the handshake with a status it acts on: 1013, try again later
+        # Twilio cannot be refused at the handshake with a status it acts on: 1013, try again later
+        if calls.draining or not calls.admit(settings.max_calls):
             await websocket.accept()
-            await websocket.close(1013, "bridge shutting down")
+            await websocket.close(1013, "bridge shutting down" if calls.draining else "bridge at capacity")
             return
-        await serve_twilio_media(websocket, stream_tokens=stream_tokens, run_call=run_call, streamed=streamed_calls,
-                                 transfer=transfer_for_call)
+        try:
+            await serve_twilio_media(websocket, stream_tokens=stream_tokens, run_call=run_call, streamed=streamed_calls,
+                                     transfer=transfer_for_call)
+        finally:
+            calls.release()
 
     def transfer_for_call() -> TwilioTransfer | None:
         if not settings.twilio_transfer_number or settings.twilio_auth_token is None:

@@ -1,4 +1,5 @@
-"""The calls a bridge process is serving, and its drain on SIGTERM (rolling deploys).
+"""The calls a bridge process is serving: its limit (``HYBRID_AGENT_MAX_CALLS``) and its drain on
+SIGTERM (rolling deploys).
 
 ``serve`` on SIGTERM: stop taking calls (new ones are refused with 503, ``/readyz`` answers 503
 ``draining`` so a load balancer takes the instance out), let the calls in progress finish up to
@@ -28,6 +29,17 @@ class ActiveCalls:
         self._idle = asyncio.Event()
         self._idle.set()
         self.draining = False
+        self.connections = 0  # call sockets open, counted from the handshake (a call connecting upstream counts)
+
+    def admit(self, limit: int) -> bool:
+        """One more call socket, unless ``limit`` (0: none) are open already."""
+        if limit and self.connections >= limit:
+            return False
+        self.connections += 1
+        return True
+
+    def release(self) -> None:
+        self.connections -= 1
 
     def __len__(self) -> int:
         return len(self._calls)

@@ -388,6 +388,17 @@ class CallSession:
         return out + self._end(now_ms, "shutdown", [SendClient(err), CloseClient(1001, "bridge restarting"),
                                                      CloseUpstream(1000, "bridge restarting")])
 
+    def idle_timeout(self, now_ms: float, idle_s: float) -> list[Action]:
+        """Neither side sent a frame for ``idle_s`` seconds (``HYBRID_AGENT_IDLE_TIMEOUT_S``): tell the
+        caller, close both sides (1000), record it as ``idle``."""
+        if self.closed:
+            return []
+        reason = f"no audio or events for {idle_s:g} s"
+        out: list[Action] = []
+        self._audit_event(out, "bridge", "idle", self._rel(now_ms), message=reason, redacted=True)
+        err = self._error(f"The call was ended: {reason}.", code="idle_timeout", error_type="invalid_request_error")
+        return out + self._end(now_ms, "idle", [SendClient(err), CloseClient(1000, "idle"), CloseUpstream(1000, "idle")])
+
     def abandon(self, now_ms: float, outcome: str, reason: str = "") -> list[Action]:
         """The call never got going (no upstream): why, and its end, for the audit."""
         out: list[Action] = []

@@ -78,9 +78,12 @@ class CallRunner:
         tools: Any = None,
         escalations: EscalationSink | None = None,
         telemetry: Telemetry | None = None,
+        idle_timeout_s: float = 0.0,
     ) -> None:
         self.session = session
         self.telemetry = telemetry
+        self.idle_timeout_s = idle_timeout_s  # no frame either way for this long ends the call (0: never)
+        self._last_frame = time.monotonic()
         played = getattr(client, "played_ms", None)  # a transport that owns playback (Twilio marks)
         if callable(played):
             session.set_playback(played)
@@ -241,6 +244,7 @@ class CallRunner:
         stats = self.telemetry.frame_stats(self.session.call_id) if self.telemetry is not None else None
         while True:
             message = await self.client.receive()
+            self._last_frame = time.monotonic()
             if message["type"] == "websocket.disconnect":
                 self.client_open = False
                 await self.execute(self.session.client_closed(_now_ms()))
@@ -262,6 +266,7 @@ class CallRunner:
         while True:
             try:
                 data = await self.upstream.recv_bytes()
+                self._last_frame = time.monotonic()
             except ConnectionClosed as exc:
                 self.upstream_open = False
                 reason = f"code {exc.rcvd.code}" if exc.rcvd else "connection lost"
@@ -297,8 +302,20 @@ class CallRunner:
         await self.execute(self.session.upstream_reconnect_failed(_now_ms(), last))
         return False
 
+    async def idle_watchdog(self) -> None:
+        """Ends a call on which neither side sent a frame for ``idle_timeout_s`` (a client that
+        stays connected and silent holds a call slot and an upstream session)."""
+        while True:
+            left = self._last_frame + self.idle_timeout_s - time.monotonic()
+            if left <= 0:
+                await self.execute(self.session.idle_timeout(_now_ms(), self.idle_timeout_s))
+                return
+            await asyncio.sleep(left)
+
     async def run(self) -> None:
         tasks = [asyncio.create_task(self.client_pump()), asyncio.create_task(self.upstream_pump())]
+        if self.idle_timeout_s > 0:
+            tasks.append(asyncio.create_task(self.idle_watchdog()))
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -451,6 +468,7 @@ async def run_bridged_call(
     runner = CallRunner(
         session, client, upstream, audit, policy_gate, gate_executor, connector, tools=registry, escalations=escalations,
         telemetry=getattr(audit, "telemetry", None),  # a TelemetrySink carries the process's telemetry
+        idle_timeout_s=settings.idle_timeout_s,
     )
     if calls is not None:
         calls.add(runner)  # a drain (SIGTERM) waits for it, then ends it at the deadline
