@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv bench compat fuzz clean
+.PHONY: demo test lint venv bench compat fuzz soak clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ compat: $(STAMP)
 # A million hostile frames through the real socket of `serve` (figures printed; exit 1 on a crash or a leak).
 fuzz: $(STAMP)
 	$(BIN)/python -m bench.fuzz --frames 1000000
+
+# 30 minutes of paced calls at one core's measured capacity through one `serve`; RSS, descriptors,
+# threads and open calls sampled between waves (exit 1 on growth past the bounds; docs/reliability.md).
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --minutes 30 --calls 200
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

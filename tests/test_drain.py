@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,8 +23,8 @@ from hybrid_agent.audit.records import CallEnded, CallEventRecord
 from hybrid_agent.audit.sink import MemoryAuditSink
 from hybrid_agent.server.runner import BridgeServer
 from hybrid_agent.settings import Settings
+from serve_helpers import TOKEN, start_serve
 
-TOKEN = "drain-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -95,15 +94,8 @@ async def test_calls_left_at_the_deadline_are_ended_cleanly() -> None:
 
 
 async def test_serve_sigterm_drains_then_exits_0(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'audit.db'}"
-    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": TOKEN, "HYBRID_AGENT_DATABASE_URL": db,
-           "HYBRID_AGENT_AUDIT_SPOOL": str(tmp_path / "spool"), "HYBRID_AGENT_DRAIN_S": "3"}
-    server = subprocess.Popen([sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0"],
-                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server, env, url = await start_serve(tmp_path, drain_s=3)
     try:
-        line = await asyncio.to_thread(server.stdout.readline)  # type: ignore[union-attr]
-        assert "listening on" in line, line
-        url = line.split("listening on ", 1)[1].split(" ", 1)[0]
         base = url.replace("ws://", "http://").rsplit("/v1", 1)[0]
         async with ws_connect(f"{url}?model=gpt-realtime", additional_headers=AUTH) as ws:
             assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "session.created"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,19 +13,12 @@ from pathlib import Path
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-TOKEN = "shutdown-token"
+from serve_helpers import TOKEN, start_serve
 
 
 async def test_sigterm_mid_call_ends_the_call_in_the_audit_and_exits_0(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'audit.db'}"
-    env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": TOKEN, "HYBRID_AGENT_DATABASE_URL": db,
-           "HYBRID_AGENT_AUDIT_SPOOL": str(tmp_path / "spool"), "HYBRID_AGENT_DRAIN_S": "0"}
-    server = subprocess.Popen([sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0"],
-                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server, env, url = await start_serve(tmp_path, drain_s=0)
     try:
-        line = await asyncio.to_thread(server.stdout.readline)  # type: ignore[union-attr]
-        assert "listening on" in line, line
-        url = line.split("listening on ", 1)[1].split(" ", 1)[0]
         async with ws_connect(f"{url}?model=gpt-realtime", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
             assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "session.created"
             await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": "AAAA" * 240}))

@@ -1,0 +1,121 @@
+"""``make soak``: one bridge process under paced calls for a long time, its resources sampled.
+
+Waves of ``--calls`` paced phone-like calls (the load of ``bench relay`` and ``bench capacity``:
+20 ms appends, an answer every 5 s) of ``--wave-seconds`` each run back to back through one
+``hybrid-agent serve`` (observe mode, SQLite audit) for ``--minutes``.  After each wave, with no
+call open, the bridge is read from ``/proc`` and ``/healthz``: resident memory, open file
+descriptors (sockets included), threads, calls the bridge still counts.  The first wave warms up
+(imports, caches, the analyzer); every later reading is compared with the reading after it:
+
+- RSS may grow at most ``--rss-growth-mb`` (default 32 MB) over the whole run;
+- open descriptors and threads come back to the warm-up's count (+2 descriptors of slack for the
+  SQLite journal and a listening socket in flux);
+- ``/healthz`` says 0 calls between waves (no leaked call registrations);
+- no frame dropped, no call error.
+
+    .venv/bin/python -m bench.soak [--minutes 30] [--calls 200] [--wave-seconds 60] [--json]
+
+Exit 1 when a bound is broken: a leak is a failure, not a figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.loadgen import StampedSimulator, pct, run_load
+from bench.middle import pin_load_process, start_bridge, stop, workdir
+
+FD_SLACK = 2
+
+
+def _reading(pid: int) -> dict[str, int]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {
+        "rss_kb": int(fields["VmRSS"].split()[0]),
+        "threads": int(fields["Threads"]),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+    }
+
+
+async def _calls_open(url: str, headers: dict[str, str]) -> int:
+    base = url.replace("ws://", "http://").split("/v1", 1)[0]
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as http:
+        return int((await http.get("/healthz")).json().get("calls", -1))
+
+
+async def soak(minutes: float, calls: int, wave_s: float, rss_growth_mb: float) -> dict[str, Any]:
+    pin_load_process()
+    waves: list[dict[str, Any]] = []
+    deadline = time.monotonic() + minutes * 60
+    with workdir() as wd:
+        async with StampedSimulator() as sim:
+            bridge = await start_bridge(sim.ws_url, "observe", wd)
+            try:
+                while True:
+                    result = await run_load(sim, bridge.url, bridge.headers, calls, wave_s)
+                    await asyncio.sleep(1.0)  # the calls' last records are written, their sockets closed
+                    row = {
+                        "wave": len(waves), "at_s": round(minutes * 60 - (deadline - time.monotonic()), 1),
+                        **_reading(bridge.proc.pid), "calls_open": await _calls_open(bridge.url, bridge.headers),
+                        "p99_ms": round(pct(result.audio_ms, 0.99), 2), "dropped": result.dropped_frames,
+                        "errors": len(result.errors),
+                    }
+                    waves.append(row)
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+                    if time.monotonic() + wave_s > deadline and len(waves) >= 2:
+                        break
+            finally:
+                await stop(bridge)
+    base, last = waves[0], waves[-1]
+    later = waves[1:]
+    problems = []
+    growth_mb = (max(w["rss_kb"] for w in later) - base["rss_kb"]) / 1024
+    if growth_mb > rss_growth_mb:
+        problems.append(f"RSS grew {growth_mb:.1f} MB after the warm-up wave (bound {rss_growth_mb:g} MB)")
+    if any(w["fds"] > base["fds"] + FD_SLACK for w in later):
+        problems.append(f"open descriptors {base['fds']} -> {max(w['fds'] for w in later)}")
+    if any(w["threads"] > base["threads"] for w in later):
+        problems.append(f"threads {base['threads']} -> {max(w['threads'] for w in later)}")
+    if any(w["calls_open"] != 0 for w in waves):
+        problems.append("calls still counted open between waves")
+    if any(w["dropped"] or w["errors"] for w in waves):
+        problems.append("frames dropped or calls failed")
+    return {
+        "minutes": minutes, "calls": calls, "wave_seconds": wave_s, "waves": waves,
+        "rss_growth_mb": round(growth_mb, 1), "rss_bound_mb": rss_growth_mb,
+        "fds": [base["fds"], last["fds"]], "threads": [base["threads"], last["threads"]],
+        "problems": problems, "passed": not problems,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--calls", type=int, default=200, help="calls per wave (default: the measured capacity of one core)")
+    ap.add_argument("--wave-seconds", type=float, default=60.0)
+    ap.add_argument("--rss-growth-mb", type=float, default=32.0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    res = asyncio.run(soak(args.minutes, args.calls, args.wave_seconds, args.rss_growth_mb))
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"soak: {len(res['waves'])} waves of {args.calls} calls x {args.wave_seconds:g} s over {args.minutes:g} min")
+        print(f"  RSS growth after warm-up: {res['rss_growth_mb']} MB (bound {res['rss_bound_mb']:g} MB); "
+              f"fds {res['fds'][0]} -> {res['fds'][1]}; threads {res['threads'][0]} -> {res['threads'][1]}")
+        print("  PASSED" if res["passed"] else "  FAILED: " + "; ".join(res["problems"]))
+    return 0 if res["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
