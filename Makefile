@@ -36,10 +36,11 @@ compat: $(STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python -m bench.fuzz --frames 1000000
 
-# 30 minutes of paced calls at one core's measured capacity through one `serve`; RSS, descriptors,
-# threads and open calls sampled between waves (exit 1 on growth past the bounds; docs/reliability.md).
+# 30 minutes of paced calls through one `serve` (SOAK_CALLS: what `bench capacity` measured here); RSS,
+# descriptors, threads and open calls sampled between waves (exit 1 past the bounds; docs/reliability.md).
+SOAK_CALLS ?= 60
 soak: $(STAMP)
-	$(BIN)/python -m bench.soak --minutes 30 --calls 200
+	$(BIN)/python -m bench.soak --minutes 30 --calls $(SOAK_CALLS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info
