@@ -250,6 +250,29 @@ def test_abort_tells_the_caller_and_records_an_error_outcome() -> None:
     assert s.abort(60.0, "again") == []
 
 
+def test_shutdown_at_the_drain_deadline_ends_the_call_cleanly() -> None:
+    s = make_session()
+    actions = s.shutdown(70.0)
+    err = client_errors(actions)[0]
+    assert err["code"] == "bridge_shutdown" and "call again" in err["message"]
+    assert any(isinstance(a, CloseClient) and a.code == 1001 for a in actions)
+    assert any(isinstance(a, CloseUpstream) and a.code == 1000 for a in actions)
+    records = audits(actions)
+    assert records[-1].outcome == "shutdown"
+    assert any(isinstance(r, CallEventRecord) and r.kind == "shutdown" for r in records)
+    assert s.shutdown(80.0) == [] and s.idle_timeout(80.0, 300) == []  # ended once
+
+
+def test_idle_timeout_ends_the_call_and_says_why() -> None:
+    s = make_session()
+    actions = s.idle_timeout(300_000.0, 300)
+    err = client_errors(actions)[0]
+    assert err["code"] == "idle_timeout" and "300 s" in err["message"]
+    assert any(isinstance(a, CloseClient) and a.code == 1000 for a in actions)
+    assert audits(actions)[-1].outcome == "idle"
+    assert s.client_closed(300_100.0) == []
+
+
 # ---------------------------------------------------------------------------- policy gate (observe)
 NOTICE = "This call is recorded for quality purposes."
 

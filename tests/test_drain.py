@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hybrid_agent.audit.records import CallEnded, CallEventRecord
 from hybrid_agent.audit.sink import MemoryAuditSink
+from hybrid_agent.server.drain import ActiveCalls
 from hybrid_agent.server.runner import BridgeServer
 from hybrid_agent.settings import Settings
 from serve_helpers import TOKEN, start_serve
@@ -129,3 +130,28 @@ async def test_serve_sigterm_drains_then_exits_0(tmp_path: Path) -> None:
     verify = subprocess.run([sys.executable, "-m", "hybrid_agent", "audit", "verify"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+async def test_active_calls_drain_waits_then_ends_the_rest() -> None:
+    """The drain's bookkeeping alone: a call that ends by itself is waited for, the rest are ended at the deadline."""
+    calls = ActiveCalls()
+
+    class Call:
+        def __init__(self) -> None:
+            self.reasons: list[str] = []
+
+        async def shutdown(self, reason: str) -> None:
+            self.reasons.append(reason)
+            calls.discard(self)
+
+    quick, stuck = Call(), Call()
+    calls.add(quick)
+    calls.add(stuck)
+    assert calls.admit(2) and calls.admit(2) and not calls.admit(2)  # connection slots: the third is refused
+    calls.release()
+    calls.release()
+    asyncio.get_running_loop().call_later(0.05, calls.discard, quick)  # hangs up during the drain
+    assert await calls.drain(0.3, "deploy") == 1
+    assert calls.draining and len(calls) == 0
+    assert quick.reasons == [] and stuck.reasons == ["deploy"]
+    assert await ActiveCalls().drain(5.0) == 0  # nothing in progress: returns at once
