@@ -1,4 +1,7 @@
-"""CallSession unit tests: event lists in, actions out (no sockets, no clock)."""
+"""CallSession unit tests: event lists in, actions out (no sockets, no clock).
+
+Why this module is long: one place for the session's own routing (start, turns, tool calls, the gate,
+the ends of a call); its parts have their own test modules."""
 
 from __future__ import annotations
 
