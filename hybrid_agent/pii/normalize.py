@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Normalized", "normalize", "NUMBER_WORDS", "SPELLED_ACRONYMS"]
+__all__ = ["Normalized", "normalize", "NUMBER_WORDS", "SPELLED_ACRONYMS", "EMAIL_CONNECTORS", "email_cue"]
 
 # Labels that are acronyms, also said letter by letter ("C V V", "N H S"): spelled, they are
 # labels, never the letters of the identifier after them ("C V V, four one two one").
@@ -96,15 +96,17 @@ def email_tlds() -> frozenset[str]:
 
 # the words right before a spoken address ("my email is ...", "the e-mail address: ...")
 EMAIL_WORDS = frozenset({"email", "mail", "address", "emails", "e-mail", "gmail"})
-EMAIL_CUES = EMAIL_WORDS | {"is", "it's", "its", ":", "was", "'s"}
+EMAIL_CUES = EMAIL_WORDS | {"is", "it's", "its", ":", "was"}
 
 
-def _email_cue(outs: list[_Out], k: int, low) -> bool:  # type: ignore[no-untyped-def]
-    """``outs[k]`` introduces an address: an e-mail word, or "is"/":" right after one."""
-    w = low(outs[k])
-    if w in EMAIL_WORDS:
-        return True
-    return w in EMAIL_CUES and any(low(o) in EMAIL_WORDS for o in outs[max(0, k - 2) : k])
+def email_cue(words: list[str]) -> bool:
+    """The last of ``words`` (lower case, the two before it included) introduces an address: an
+    e-mail word, or "is"/":" right after one.  The normalizer joins a split local part after such a
+    cue; the streaming scanner holds the words after it (pii/streaming.py), by the same rule."""
+    w = words[-1]
+    return w in EMAIL_WORDS or (w in EMAIL_CUES and any(x in EMAIL_WORDS for x in words[:-1]))
+
+
 EMAIL_LOCAL_STOP = frozenset("me us him her them you it is email mail address me, website site us".split())
 
 # A one-word spoken local part that is really prose: "pay at healthpartners dot org",
@@ -546,7 +548,7 @@ def _emails(text: str, toks: list[_Tok], outs: list[_Out]) -> list[_Out]:
         while k >= floor and first - k <= 3 and is_name(outs[k]) and low(outs[k]) not in EMAIL_LOCAL_PROSE \
                 and low(outs[k]) not in EMAIL_LOCAL_STOP:
             k -= 1
-        if k < first - 1 and k >= 0 and _email_cue(outs, k, low):
+        if k < first - 1 and k >= 0 and email_cue([low(o) for o in outs[max(0, k - 2) : k + 1]]):
             first = k + 1
         found.append((first, end))
         floor = end + 1

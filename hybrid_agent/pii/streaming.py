@@ -26,9 +26,18 @@ from __future__ import annotations
 import re
 
 from hybrid_agent.pii.analyzer import PiiAnalyzer, PiiEntity, get_analyzer
-from hybrid_agent.pii.normalize import FILLERS, NUMBER_WORDS, PRONOUN_ONE_AFTER, PRONOUN_ONE_BEFORE, SEP_WORDS, normalize
 from hybrid_agent.pii.names import name_lists
-from hybrid_agent.pii.recognizers import _LABEL_RE, _RESTART, ADDRESS, ASIDE_MAX_WORDS, PERSON
+from hybrid_agent.pii.normalize import (
+    EMAIL_CONNECTORS,
+    FILLERS,
+    NUMBER_WORDS,
+    PRONOUN_ONE_AFTER,
+    PRONOUN_ONE_BEFORE,
+    SEP_WORDS,
+    email_cue,
+    normalize,
+)
+from hybrid_agent.pii.recognizers import _LABEL_RE, _RESTART, _WORD, ADDRESS, ASIDE_MAX_WORDS, PERSON
 
 __all__ = ["StreamingScanner"]
 
@@ -45,9 +54,11 @@ ORDINALS = frozenset(
 )
 _OPEN_WORDS = NUMBER_WORDS | FILLERS | frozenset(SEP_WORDS) | MONTHS | ORDINALS | {
     "and", "at", "dot", "underscore", "plus"}
-EMAIL_CONNECTOR_TOKENS = frozenset({"dot", "underscore", "dash", "hyphen", "at", ".", "_", "-", "@"})
+# what joins the parts of an address: the normalizer's connectors, and "at"/"@"
+EMAIL_CONNECTOR_TOKENS = frozenset(EMAIL_CONNECTORS) | {"at", "@"}
+_SPOKEN_CONNECTORS = tuple(sorted(c for c in EMAIL_CONNECTOR_TOKENS if c.isalpha()))
+# the words that end a chain walking back (an address does not run through "email")
 EMAIL_WORDS = frozenset({"email", "e-mail", "mail", "address", "emails"})
-_SPOKEN_CONNECTORS = ("dot", "underscore", "dash", "hyphen", "at")
 # Words that are never (part of) an address's local part: released at once.  Any other last
 # word waits for the next delta: it may be "john" of "john dot smith at ...".
 FUNCTION_WORDS = frozenset(
@@ -86,7 +97,6 @@ def _open_prefix(tok: str, prev: str = "") -> bool:
 ADDRESS_HOLD_WORDS = 6
 NAME_HOLD_WORDS = 2
 _SENTENCE_END = re.compile(r"[?!]|\.\s+[A-Z]")
-_WORD = re.compile(r"[^\W_]+")
 
 # A number shorter than this, followed by a short aside, may still go on after the aside.
 ASIDE_HOLD_DIGITS = 16
@@ -102,20 +112,20 @@ def unsettled_tail(text: str, lower_bound: int = 0) -> int:
     if not _WORDISH.search(text, pos):
         # only separators are open ("there," or "month."): no number can grow out of them alone
         pos = len(text)
-    held = min(_aside_tail(text, lower_bound, pos), _email_tail(text, lower_bound, len(text)),
-               _name_tail(text, lower_bound))
+    units = _units(text, max(lower_bound, len(text) - 160), len(text))  # the last words, for both tails
+    held = min(_aside_tail(text, lower_bound, pos), _email_tail(text, units), _name_tail(text, units))
     cut = _TOKEN.match(text, pos) if pos < len(text) else None
     if cut is not None and not _open(cut.group()):  # a cut word held as an id's prefix: the aside rule still applies
         held = min(held, _aside_tail(text, lower_bound, len(text)))
     return held
 
 
-def _email_tail(text: str, lower_bound: int, pos: int) -> int:
+def _email_tail(text: str, units: list[tuple[int, int, str]]) -> int:
     """Start of a spoken address that may still be growing before ``pos``: a chain of words joined
     by "dot"/"underscore"/"at" ("john dot smith", "mei underscore nguyen at yahoo"; digits attach to
     the word before them, "smith sixty seven"), the last word (it may be a local part: "john" before
     " dot"), and up to three words after an e-mail cue ("my email is jane doe" + " at gmail dot com")."""
-    units = _units(text, max(lower_bound, pos - 160), pos)
+    pos = len(text)
     k = len(units) - 1
     start = pos
     words = connectors = 0
@@ -156,8 +166,7 @@ def _email_tail(text: str, lower_bound: int, pos: int) -> int:
             and units[j][2] not in FUNCTION_WORDS:
         j -= 1
         plain += 1
-    if plain and j >= 0 and (units[j][2] in EMAIL_WORDS or (
-            units[j][2] in ("is", "was", ":", "it's") and any(u[2] in EMAIL_WORDS for u in units[max(0, j - 2) : j]))):
+    if plain and j >= 0 and email_cue([u[2] for u in units[max(0, j - 2) : j + 1]]):
         start = units[j + 1][0]
     return start
 
@@ -166,10 +175,10 @@ def _email_tail(text: str, lower_bound: int, pos: int) -> int:
 _UNIT = re.compile(r"[A-Za-z0-9]+(?:['\u2019._@\-][A-Za-z0-9]+)*|[^\sA-Za-z0-9]")
 
 
-def _name_tail(text: str, lower_bound: int) -> int:
+def _name_tail(text: str, units: list[tuple[int, int, str]]) -> int:
     """Two names at the end ("aisha khan" + " speaking"): a cue after them makes them a PERSON, so
     they wait for the next word (the last word alone waits anyway, see :func:`_email_tail`)."""
-    units = [u for u in _units(text, max(lower_bound, len(text) - 80), len(text)) if _WORDISH.match(u[2])]
+    units = [u for u in units if _WORDISH.match(u[2])]
     if len(units) < 2:
         return len(text)
     lists = name_lists()
