@@ -102,7 +102,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             # rolling deploys send SIGTERM: drain first (uvicorn's own handler would close every call
             # at once with 1012); a second SIGTERM ends the calls now
             if draining:
-                server.calls.draining = True
                 draining.append(asyncio.ensure_future(server.drain(0)))
                 return
             draining.append(asyncio.ensure_future(drain_then_exit()))

@@ -147,11 +147,13 @@ async def test_active_calls_drain_waits_then_ends_the_rest() -> None:
     quick, stuck = Call(), Call()
     calls.add(quick)
     calls.add(stuck)
-    assert calls.admit(2) and calls.admit(2) and not calls.admit(2)  # connection slots: the third is refused
+    assert calls.admit(2) is None and calls.admit(2) is None  # connection slots: the third is refused
+    assert calls.admit(2) == "at_capacity"
     calls.release()
     calls.release()
     asyncio.get_running_loop().call_later(0.05, calls.discard, quick)  # hangs up during the drain
     assert await calls.drain(0.3, "deploy") == 1
     assert calls.draining and len(calls) == 0
+    assert calls.admit(0) == "draining"
     assert quick.reasons == [] and stuck.reasons == ["deploy"]
     assert await ActiveCalls().drain(5.0) == 0  # nothing in progress: returns at once

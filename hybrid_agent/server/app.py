@@ -35,15 +35,15 @@ from hybrid_agent.upstream.connector import UpstreamConnector
 log = logging.getLogger(__name__)
 
 
-def _draining() -> Response:
-    return JSONResponse({"error": {"type": "server_error", "code": "draining",
-                                   "message": "this bridge is shutting down; connect again (another instance takes the call)"}},
-                        status_code=503, headers={"Retry-After": "1"})
+_REFUSALS = {
+    "draining": "this bridge is shutting down; connect again (another instance takes the call)",
+    "at_capacity": "this bridge takes no more calls now (HYBRID_AGENT_MAX_CALLS); try again",
+}
 
 
-def _at_capacity() -> Response:
-    return JSONResponse({"error": {"type": "server_error", "code": "at_capacity",
-                                   "message": "this bridge takes no more calls now (HYBRID_AGENT_MAX_CALLS); try again"}},
+def _refused(code: str) -> Response:
+    """A call not taken now (``ActiveCalls.admit``): 503, try again in a second."""
+    return JSONResponse({"error": {"type": "server_error", "code": code, "message": _REFUSALS[code]}},
                         status_code=503, headers={"Retry-After": "1"})
 
 
@@ -144,12 +144,10 @@ def build_app(
         if not token_is_valid(bearer_token(websocket.headers), settings.bridge_tokens):
             await websocket.send_denial_response(_unauthorized())
             return
-        if calls.draining:
-            await websocket.send_denial_response(_draining())
-            return
-        if not calls.admit(settings.max_calls):
-            log.warning("call refused: %d calls open (HYBRID_AGENT_MAX_CALLS)", calls.connections)
-            await websocket.send_denial_response(_at_capacity())
+        refused = calls.admit(settings.max_calls)
+        if refused is not None:
+            log.warning("call refused (%s): %d calls open", refused, calls.connections)
+            await websocket.send_denial_response(_refused(refused))
             return
         try:
             await serve_realtime_client(
@@ -182,9 +180,10 @@ def build_app(
             )
 
         # Twilio cannot be refused at the handshake with a status it acts on: 1013, try again later
-        if calls.draining or not calls.admit(settings.max_calls):
+        refused = calls.admit(settings.max_calls)
+        if refused is not None:
             await websocket.accept()
-            await websocket.close(1013, "bridge shutting down" if calls.draining else "bridge at capacity")
+            await websocket.close(1013, "bridge shutting down" if refused == "draining" else "bridge at capacity")
             return
         try:
             await serve_twilio_media(websocket, stream_tokens=stream_tokens, run_call=run_call, streamed=streamed_calls,

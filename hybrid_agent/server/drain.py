@@ -31,12 +31,15 @@ class ActiveCalls:
         self.draining = False
         self.connections = 0  # call sockets open, counted from the handshake (a call connecting upstream counts)
 
-    def admit(self, limit: int) -> bool:
-        """One more call socket, unless ``limit`` (0: none) are open already."""
+    def admit(self, limit: int) -> str | None:
+        """One more call socket, or why not: ``"draining"``, or ``"at_capacity"`` when ``limit``
+        (0: none) are open already.  An admitted socket is given back with :meth:`release`."""
+        if self.draining:
+            return "draining"
         if limit and self.connections >= limit:
-            return False
+            return "at_capacity"
         self.connections += 1
-        return True
+        return None
 
     def release(self) -> None:
         self.connections -= 1
