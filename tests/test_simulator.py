@@ -574,6 +574,36 @@ async def test_fault_stall() -> None:
         assert gaps[1] >= 0.38 and gaps[1] == max(gaps)  # the stall is the one long pause
 
 
+async def test_session_limit_expires_like_the_service() -> None:
+    """At the scenario's limit: session.created said so in expires_at, then an error session_expired, close 1001."""
+    async with RealtimeSimulator(scenario(session_limit_s=0.6), validate=True) as sim:
+        before = time.time()
+        c = await open_client(sim)
+        expires_at = c.events[0]["session"]["expires_at"]
+        assert before - 1 <= expires_at <= before + 2
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                await c.recv(timeout=3)
+        err = c.events[-1]
+        assert err["type"] == "error" and err["error"]["code"] == "session_expired"
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+        assert time.time() - before >= 0.55
+
+
+async def test_outage_fault_refuses_new_connections_for_its_length() -> None:
+    sc = scenario(faults=[Fault(kind="close", after_events=1, outage_ms=500)])
+    async with RealtimeSimulator(sc, validate=True) as sim:
+        c = await open_client(sim)  # closed after its first event, session.created
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await c.recv()
+        with pytest.raises(InvalidStatus) as refused:
+            await open_client(sim)
+        assert refused.value.response.status_code == 503 and sim.refused_during_outage == 1
+        await asyncio.sleep(0.6)
+        await open_client(sim)  # the outage is over
+
+
 # --------------------------------------------------------------------------- scenarios
 
 

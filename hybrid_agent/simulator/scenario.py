@@ -103,6 +103,10 @@ class Fault(_Model):
     after_deltas: int = Field(default=0, ge=0)
     ms: float = Field(default=1000.0, ge=0)
     close_code: int | None = 1011
+    outage_ms: float = Field(
+        default=0.0, ge=0,
+        description="close faults: the simulator then refuses new connections (HTTP 503) for this long, like a provider outage",
+    )
     error_type: str = "server_error"
     code: str | None = None
     message: str = "The server had an error while processing your request. Please retry your request."
@@ -126,6 +130,11 @@ class Scenario(_Model):
     audio: AudioSettings = Field(default_factory=AudioSettings)
     turns: list[Turn] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
+    session_limit_s: float = Field(
+        default=3600.0, gt=0,
+        description="how long a connection may live, like the real service's session limit (60 minutes at OpenAI, "
+        "30 at Azure): at the limit an error session_expired, then close 1001; session.created says it in expires_at",
+    )
 
 
 _SCENARIO_DIR = "scenarios"

@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import sys
+import time
 import weakref
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
@@ -103,6 +104,8 @@ class RealtimeSimulator:
         self.connections = 0
         self.sessions: weakref.WeakSet[SimSession] = weakref.WeakSet()
         self._server: Server | None = None
+        self._refuse_until = 0.0  # monotonic: an outage refuses connections until then
+        self.refused_during_outage = 0
 
     # lifecycle ---------------------------------------------------------------
 
@@ -162,10 +165,18 @@ class RealtimeSimulator:
 
     # connections -------------------------------------------------------------
 
+    def refuse_connections(self, seconds: float) -> None:
+        """An outage: new connections are refused with HTTP 503 for ``seconds`` (a scenario's close fault)."""
+        self._refuse_until = max(self._refuse_until, time.monotonic() + seconds)
+        self.refused_during_outage = 0
+
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path.rstrip("/")
         if path != REALTIME_PATH:
             return _json_response(404, "Not Found", f"Invalid URL (GET {path or '/'})", "not_found")
+        if time.monotonic() < self._refuse_until:
+            self.refused_during_outage += 1
+            return _json_response(503, "Service Unavailable", "The service is temporarily unavailable.", "service_unavailable")
         if self.api_key is not None:
             auth = request.headers.get("Authorization", "")
             if not hmac.compare_digest(auth.encode(), f"Bearer {self.api_key}".encode()):

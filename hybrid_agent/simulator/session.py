@@ -85,7 +85,7 @@ class _Closed(Exception):
     """The connection is gone (closed by a fault or by the peer)."""
 
 
-def default_session(model: str) -> dict[str, Any]:
+def default_session(model: str, limit_s: float = 3600.0) -> dict[str, Any]:
     """The session object the service reports in ``session.created``."""
     return {
         "type": "realtime",
@@ -100,7 +100,7 @@ def default_session(model: str) -> dict[str, Any]:
         "tracing": None,
         "truncation": "auto",
         "prompt": None,
-        "expires_at": int(time.time()) + 3600,
+        "expires_at": int(time.time() + limit_s),
         "include": None,
         "audio": {
             "input": {
@@ -177,7 +177,7 @@ class SimSession:
         self.connection_index = max(0, sim.connections - 1)  # 0-based: which connection to the simulator this is
         self.ws = ws
         self.sc = scenario
-        self.session = default_session(model)
+        self.session = default_session(model, scenario.session_limit_s)
         self.conversation_id = new_id("conv")
         self.items: list[dict[str, Any]] = []
         self._billed_items: set[str] = set()  # items an earlier response read (cached input from then on)
@@ -251,6 +251,8 @@ class SimSession:
                 await asyncio.sleep(fault.ms / 1000)
             else:
                 self.closed = True
+                if fault.outage_ms:
+                    self.sim.refuse_connections(fault.outage_ms / 1000.0)
                 if fault.close_code is None:
                     self.ws.transport.abort()
                 else:
@@ -296,6 +298,7 @@ class SimSession:
         """Serve the connection until it closes."""
         try:
             await self.emit({"type": "session.created", "session": copy.deepcopy(self.session)})
+            self.spawn(self._expire(self.sc.session_limit_s))
             async for message in self.ws:
                 await self.handle(message)
         except (_Closed, ConnectionClosed):
@@ -306,6 +309,16 @@ class SimSession:
                 task.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _expire(self, limit_s: float) -> None:
+        """The service's session limit: an ``error`` (``session_expired``), then close 1001 with the same words."""
+        await asyncio.sleep(limit_s)
+        message = f"Your session hit the maximum duration of {limit_s / 60:g} minutes."
+        async with self._lock:
+            await self._send_locked(error_event(message, code="session_expired", error_type="invalid_request_error"))
+            self.closed = True
+            await self.ws.close(1001, message[:120])
+        log.info("simulator session expired after %g s", limit_s)
 
     async def handle(self, message: str | bytes) -> None:
         """Process one client message."""
