@@ -123,6 +123,42 @@ async def test_corrupt_spool_line_is_quarantined(db_url: str, tmp_path: Path, ca
     assert "corrupt" in caplog.text
 
 
+def test_a_retried_replay_checks_only_the_lines_spooled_since_the_last(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a database outage the writer retries the replay every few seconds: the sweep must not
+    re-hash the whole spool each time, and a corrupt line appended later is still caught, by its own number."""
+    def calls(start: int, stop: int) -> list[tuple[str, dict[str, Any]]]:
+        return [("calls", {"id": f"c{i}", "started_at": 1.0, "channel": "web", "model": "m", "upstream": "u",
+                           "caller_pseudonym": None, "account_pseudonym": None, "policy_pack": None,
+                           "policy_version": None, "gate_mode": None}) for i in range(start, stop)]
+
+    spool = Spool(tmp_path / "audit.spool")
+    spool.append(calls(0, 50))
+    parsed: list[bytes] = []
+    real_parse = Spool.parse
+    monkeypatch.setattr(Spool, "parse", staticmethod(lambda line: (parsed.append(line), real_parse(line))[1]))
+
+    def down(batch: list[Any]) -> None:
+        outage()
+
+    for _ in range(3):
+        with pytest.raises(OperationalError):
+            spool.replay(down, batch_size=10)
+    assert len(parsed) == 50 + 3 * 10  # one sweep of the 50 lines, then each retry's first batch
+    spool.append(calls(50, 52))
+    with open(spool.path, "ab") as f:
+        f.write(b'{"sha256": "abc", "t": "calls", "r": {"id": "x"}}\n')
+    parsed.clear()
+    with pytest.raises(OperationalError):
+        spool.replay(down, batch_size=10)
+    assert len(parsed) == 3 + 10
+    bad = [json.loads(q) for q in spool.quarantine_path.read_text().splitlines()]
+    assert [(b["line_no"], b["reason"]) for b in bad] == [(53, "checksum mismatch")]
+    landed: list[str] = []
+    spool.replay(lambda batch: landed.extend(row["id"] for _, row in batch), batch_size=10)
+    assert len(landed) == 52 and spool.count() == 0
+
+
 async def test_enqueue_never_blocks_and_overflow_spools(db_url: str, tmp_path: Path) -> None:
     spool = tmp_path / "audit.spool"
     w = writer_for(db_url, spool, batch_size=50, max_queue=200)

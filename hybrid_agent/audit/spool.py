@@ -38,6 +38,8 @@ class Spool:
         self.path = Path(path)
         self.quarantine_path = self.path.with_name(self.path.name + ".quarantine")
         self.quarantined = 0
+        self._checked = 0  # leading bytes of the spool already swept (whole, valid lines) ...
+        self._checked_lines = 0  # ... and how many lines they hold (line numbers stay the file's own)
 
     # ------------------------------------------------------------------ writing
     def append(self, items: Sequence[Item]) -> None:
@@ -138,25 +140,44 @@ class Spool:
         return table, row
 
     def _sweep(self) -> int:
-        """Move corrupt lines to the quarantine file; returns how many were moved."""
+        """Move corrupt lines to the quarantine file; returns how many were moved.
+
+        Only the lines appended since the last sweep are checked (``_checked`` bytes are known
+        good): the writer retries a replay every few seconds through a database outage, and
+        re-hashing a spool of thousands of lines each time held the GIL for tens of milliseconds.
+        """
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            self._checked = self._checked_lines = 0
+            return 0
+        if size < self._checked:  # rewritten behind our back: check it all again
+            self._checked = self._checked_lines = 0
         bad: list[tuple[int, bytes, str]] = []
+        pos, lines = self._checked, self._checked_lines
         with open(self.path, "rb") as f:
-            for n, line in enumerate(f, 1):
+            f.seek(pos)
+            for n, line in enumerate(f, lines + 1):
                 try:
                     self.parse(line)
                 except ValueError as exc:
                     bad.append((n, line, str(exc)))
+                pos += len(line)
+                lines = n
         if not bad:
+            self._checked, self._checked_lines = pos, lines
             return 0
         self._quarantine_lines(bad)
         bad_lines = {n for n, _, _ in bad}
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(self.path, "rb") as src, open(tmp, "wb") as dst:
-            for n, line in enumerate(src, 1):
+            dst.write(src.read(self._checked))
+            for n, line in enumerate(src, self._checked_lines + 1):
                 if n not in bad_lines:
                     dst.write(line)
             dst.flush()
             os.fsync(dst.fileno())
+            self._checked, self._checked_lines = dst.tell(), lines - len(bad)
         os.replace(tmp, self.path)
         self.quarantined += len(bad)
         return len(bad)
@@ -192,6 +213,7 @@ class Spool:
             f.truncate(0)
             f.flush()
             os.fsync(f.fileno())
+        self._checked = self._checked_lines = 0
 
     def quarantine(self, item: Item, reason: str) -> None:
         """Set aside a row the database refuses (not a connectivity problem), so the rest can land."""

@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, exists, func, insert, select, text
+from sqlalchemy import Connection, Engine, and_, create_engine, event, exists, func, insert, or_, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError
 
@@ -314,6 +314,7 @@ def close_interrupted_calls(
     older_than_s: float | None = DEFAULT_INTERRUPTED_GRACE_S,
     started_before: float | None = None,
     exclude: Iterable[str] = (),
+    crashed: Iterable[str] = (),
     now: float | None = None,
     limit: int | None = None,
     dry_run: bool = False,
@@ -338,6 +339,9 @@ def close_interrupted_calls(
       only safe when this is the only process writing to the database and it has no live calls.
     - ``started_before`` (epoch seconds): only calls started before this (e.g. this process's
       start time).
+    - ``crashed``: call ids known to have been open in a process that is gone (the calls the
+      previous owner of a writer's spool still listed, ``AuditWriter`` passes them): closed
+      whatever ``older_than_s`` and ``started_before`` say, if they are open.
 
     With several bridge processes sharing one database, give both ``started_before`` (this
     process's start) and a grace ``older_than_s`` longer than any silence in a live call (a
@@ -353,6 +357,7 @@ def close_interrupted_calls(
     engine = make_engine(db, writer=True) if own else db  # type: ignore[arg-type]
     now_s = time.time() if now is None else now
     excluded = set(exclude)
+    dead = sorted(set(crashed) - excluded)
     calls, endings = TABLES["calls"], TABLES["call_endings"]
     try:
         with connect(engine) as conn, conn.begin():
@@ -364,11 +369,14 @@ def close_interrupted_calls(
                 .where(~exists().where(endings.c.call_id == calls.c.id))
                 .order_by(calls.c.started_at, calls.c.id)
             )
+            limits = []
             if started_before is not None:
-                q = q.where(calls.c.started_at < started_before)
+                limits.append(calls.c.started_at < started_before)
             if older_than_s:
                 cutoff = now_s - older_than_s
-                q = q.where(~exists().where(LEDGER.c.call_id == calls.c.id, LEDGER.c.written_at >= cutoff))
+                limits.append(~exists().where(LEDGER.c.call_id == calls.c.id, LEDGER.c.written_at >= cutoff))
+            if limits:
+                q = q.where(or_(calls.c.id.in_(dead), and_(*limits)) if dead else and_(*limits))
             ids = [cid for cid in conn.execute(q).scalars() if cid not in excluded]
             if limit is not None:
                 ids = ids[:limit]

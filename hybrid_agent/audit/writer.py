@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import json
 import logging
 import os
 import stat
@@ -134,6 +135,13 @@ class AuditWriter:
         self._next_retry = 0.0
         self._spool_lock_file: Any = None
         self._live_calls: set[str] = set()  # CallStarted enqueued here, CallEnded not yet (under _state)
+        # <spool>.calls: the calls this writer made durably started and not yet durably ended (see _note_started)
+        self._calls_path = Path(str(self.spool.path) + ".calls")
+        self._calls_lock = threading.Lock()
+        self._calls_open: set[str] = set()  # listed "+" in the file, no "-" yet
+        self._calls_lines = 0  # lines in the file (compacted now and then)
+        self._calls_error: str | None = None
+        self._crashed: set[str] = set()  # listed open by the spool's previous owner, a process that is gone
         self.started_at: float | None = None  # epoch seconds start() was called
         # health, read by status() without I/O; written by the writer thread (and start/close)
         self._db_error: str | None = None  # last reason the database could not be reached, None once it is back
@@ -157,7 +165,9 @@ class AuditWriter:
         if closing:
             # close() has begun: the thread may already have drained its last batch, so make
             # this straggler durable right here (the spool is replayed at the next start)
+            self._note_started([record])
             self._spool_items(self._convert([record]))
+            self._note_ended([record])
             return
         if wake:
             self._wake.set()
@@ -266,6 +276,7 @@ class AuditWriter:
             return
         self.started_at = time.time()
         self._lock_spool()
+        self._load_calls()
         from hybrid_agent.pii import get_analyzer
 
         get_analyzer()  # build the PII gate now (about a second of imports), not on the first call's records
@@ -330,7 +341,9 @@ class AuditWriter:
             markers = [r for r in left if isinstance(r, _Flush)]
             if records:
                 try:
+                    self._note_started(records)
                     self._spool_items(self._convert(records))
+                    self._note_ended(records)
                 except Exception as exc:  # keep them visible (``queued``), and say so loudly
                     error = exc
                     self._spool_error = _one_line(exc)
@@ -387,6 +400,8 @@ class AuditWriter:
           ``older_than_s`` (default 300 s) ago -- another process's live call cannot be known.
         - ``sole_writer=True``: this is the only process writing to the database, so every
           open call not live here was left by a crash: no age limits.
+        - Either way, the calls the previous owner of this spool still listed open (``<spool>.calls``)
+          are closed whatever their age: that process is gone (this writer holds the spool's lock).
 
         Returns the endings recorded (they are in the hash chain); ``[]`` without touching
         anything if the database is down or rows wait in the spool (try again later, or run
@@ -401,15 +416,22 @@ class AuditWriter:
             return []
         with self._state:
             live = set(self._live_calls)
+        with self._calls_lock:
+            crashed = set(self._crashed)
         records = close_interrupted_calls(
             self._engine,
             older_than_s=None if sole_writer else older_than_s,
             started_before=None if sole_writer else self.started_at,
             exclude=live,
+            crashed=crashed,
             dry_run=dry_run,
         )
         if not dry_run:
             self.stats["written"] += len(records)
+            if crashed:  # closed, or already ended, or never durably started: nothing left to close
+                with self._calls_lock:
+                    self._crashed -= crashed
+                    self._compact_calls()
         return records
 
     async def close_interrupted_calls(
@@ -425,6 +447,92 @@ class AuditWriter:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    # ------------------------------------------------------------------ the calls this spool's writer holds open
+    # ``<spool>.calls`` lists, one JSON string a line, ``+"call"`` for a call whose CallStarted this writer is about to
+    # make durable (fsync'd first) and ``-"call"`` once its CallEnded is durable.  Like the spool it belongs to one writer
+    # (the spool's lock), so the calls it still lists at start were open in a process that is gone: a crash's calls,
+    # closed as interrupted at start whatever their age, even on a PostgreSQL that other bridge processes share.
+    def _load_calls(self) -> None:
+        try:
+            data = self._calls_path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("audit: cannot read %s (%s): calls a crash left open close after the grace period",
+                        self._calls_path, _one_line(exc))
+            return
+        crashed: set[str] = set()
+        for line in data.splitlines():
+            try:
+                call_id = json.loads(line[1:])
+            except ValueError:
+                continue  # a torn last line: its CallStarted was never written
+            if isinstance(call_id, str):
+                if line[:1] == b"+":
+                    crashed.add(call_id)
+                elif line[:1] == b"-":
+                    crashed.discard(call_id)
+        with self._calls_lock:
+            self._crashed = crashed
+            self._compact_calls()
+
+    def _note_started(self, records: Sequence[Any]) -> None:
+        ids = [r.call_id for r in records if isinstance(r, CallStarted)]
+        with self._calls_lock:
+            new = [c for c in dict.fromkeys(ids) if c not in self._calls_open]
+            if new and self._append_calls("+", new, fsync=True):
+                self._calls_open.update(new)
+
+    def _note_ended(self, records: Sequence[Any]) -> None:
+        ids = [r.call_id for r in records if isinstance(r, CallEnded)]
+        with self._calls_lock:
+            done = [c for c in dict.fromkeys(ids) if c in self._calls_open]
+            if not done:
+                return
+            self._calls_open.difference_update(done)
+            self._append_calls("-", done, fsync=False)  # lost in a crash: the call is found ended, nothing done
+            if self._calls_lines > 1000 + 2 * (len(self._calls_open) + len(self._crashed)):
+                self._compact_calls()
+
+    def _append_calls(self, op: str, ids: Sequence[str], *, fsync: bool) -> bool:
+        data = "".join(f"{op}{json.dumps(c)}\n" for c in ids).encode("utf-8")
+        try:
+            fd = os.open(self._calls_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                if fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:  # never a reason not to store the records themselves
+            if self._calls_error is None:
+                log.warning("audit: cannot write %s (%s): calls a crash leaves open close after the grace period",
+                            self._calls_path, _one_line(exc))
+            self._calls_error = _one_line(exc)
+            return False
+        self._calls_error = None
+        self._calls_lines += len(ids)
+        return True
+
+    def _compact_calls(self) -> None:
+        """Rewrite the file with only the calls still open (under ``_calls_lock``)."""
+        keep = sorted(self._calls_open | self._crashed)
+        if not keep and not self._calls_path.exists():
+            return
+        tmp = self._calls_path.with_name(self._calls_path.name + ".tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write("".join(f"+{json.dumps(c)}\n" for c in keep).encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._calls_path)
+        except OSError as exc:
+            log.warning("audit: cannot rewrite %s (%s)", self._calls_path, _one_line(exc))
+            return
+        self._calls_lines = len(keep)
 
     # ------------------------------------------------------------------ the writer thread
     def _run(self) -> None:
@@ -466,7 +574,9 @@ class AuditWriter:
                 if records:
                     if overflow:
                         log.warning("audit writer: %d records waiting (> %d): spooling the backlog", len(records), self.max_queue)
+                    self._note_started(records)
                     where = self._write(self._convert(records), spool_only=overflow)
+                    self._note_ended(records)
                     for hook in self._durable_hooks:
                         try:
                             hook(records, where)
