@@ -3,10 +3,14 @@ and ``NAME.md`` and printing its table (``hybrid-agent bench NAME`` runs one, at
 
 The 1M-turn audit query benchmark takes minutes to build its database; run it on its own:
 ``.venv/bin/python bench/audit_bench.py queries --db URL --build-calls 100000``.
+
+``python -m bench NAME [ARGS]`` runs one of ``SUBCOMMANDS`` instead (long runs kept out of ``make bench``):
+``python -m bench db-outage`` (``make db-outage``) stops the audit database for a minute under load.
 """
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -19,12 +23,24 @@ RUNS = [
     ("audit writer: PostgreSQL and SQLite", ["-m", "bench.gates", "audit", "--calls", "2000"]),
 ]
 
+#: ``python -m bench NAME``: module whose ``main(argv)`` runs it
+SUBCOMMANDS = {
+    "db-outage": "bench.db_outage",
+}
 
-def main() -> int:
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        if args[0] not in SUBCOMMANDS:
+            print(f"usage: python -m bench [{' | '.join(SUBCOMMANDS)}] [ARGS]  (no NAME: every quick benchmark)",
+                  file=sys.stderr)
+            return 2
+        return int(importlib.import_module(SUBCOMMANDS[args[0]]).main(args[1:]) or 0)
     failed = 0
-    for title, args in RUNS:
+    for title, cmd in RUNS:
         print(f"\n=== {title} ===", flush=True)
-        failed += subprocess.call([sys.executable, *args]) != 0
+        failed += subprocess.call([sys.executable, *cmd]) != 0
     return 1 if failed else 0
 
 
