@@ -56,6 +56,7 @@ class ScriptedCaller:
         trailing_silence_ms: float = 800.0,
         idle_timeout_s: float = 10.0,
         playback_rate: float = 1.0,
+        pause_ms: float = 0.0,
     ) -> None:
         self.conn = connection
         self.turns = turns
@@ -67,6 +68,7 @@ class ScriptedCaller:
         self.trailing_silence_ms = trailing_silence_ms
         self.idle_timeout_s = idle_timeout_s
         self.playback_rate = playback_rate  # >1 plays the assistant's audio faster than real time (tests)
+        self.pause_ms = pause_ms  # a person's pause before answering, once the reply finished playing
         self.log = CallLog()
         # playback of the current assistant item
         self._item: str | None = None
@@ -120,6 +122,8 @@ class ScriptedCaller:
     async def _speak(self, turn: CallerTurn) -> None:
         if turn.barge_in_after_ms is None:  # a turn taken after the previous reply finished playing
             self._item, self._item_audio_ms, self._play_start = None, 0.0, None
+            if self.pause_ms:
+                await self._drain(self.pause_ms / 1000.0)
         self._overshoot_ms = turn.truncate_overshoot_ms
         audio = speech(turn.speech_ms, self.fmt) + silence(self.trailing_silence_ms, self.fmt)
         step = int(self.chunk_ms * BYTES_PER_MS[self.fmt])

@@ -16,6 +16,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_DATABASE_URL = "sqlite:///hybrid_agent.db"
 
 
+#: session age at which a call rolls over, by upstream target, when ``rollover_s`` is unset (seconds);
+#: every other target (openai, the simulator, a ws:// URL) as OpenAI
+ROLLOVER_DEFAULT_S = {"azure": 28 * 60.0}
+ROLLOVER_DEFAULT_OPENAI_S = 55 * 60.0
+
+
 class Settings(BaseSettings):
     """Settings shared by every command; each command reads the fields it needs."""
 
@@ -75,6 +81,17 @@ class Settings(BaseSettings):
     )
     max_reconnects: int = Field(
         default=2, ge=0, description="Upstream drops a call survives by reconnecting and replaying it as text."
+    )
+    reconnect_window_s: float = Field(
+        default=15.0, ge=0,
+        description="How long the bridge keeps trying to reopen a dropped upstream (every 0.5 s after the first "
+        "tries) before it ends the call; the caller's audio meanwhile is held up to 10 s.",
+    )
+    rollover_s: float | None = Field(
+        default=None, ge=0,
+        description="Upstream session age (seconds) at which a call moves to a new upstream session, before the "
+        "provider ends it (60 minutes at OpenAI, 30 at Azure). Unset: 3300 (55 min), 1680 (28 min) on Azure; 0: never. "
+        "A session.created whose expires_at says sooner wins (55/60 of the lifetime it reports).",
     )
     transcription_model: str = Field(
         default="gpt-4o-transcribe",
@@ -264,6 +281,12 @@ class Settings(BaseSettings):
         if value in ("openai", "azure", "sim") or value.startswith(("ws://", "wss://")):
             return value
         raise ValueError("must be openai, azure, sim or a ws:// / wss:// URL")
+
+    def rollover_after_s(self, target: str) -> float:
+        """When a call's upstream session rolls over (``rollover_s``, else by target); 0: never."""
+        if self.rollover_s is not None:
+            return self.rollover_s
+        return ROLLOVER_DEFAULT_S.get(target, ROLLOVER_DEFAULT_OPENAI_S)
 
 
 class TlsUnavailable(ValueError):

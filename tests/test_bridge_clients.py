@@ -19,18 +19,12 @@ from websockets.asyncio.client import connect as ws_connect
 from hybrid_agent.audit.records import CallEnded, CallEventRecord, CallStarted, TurnRecord
 from hybrid_agent.audit.sink import MemoryAuditSink
 from hybrid_agent.server.runner import BridgeServer
-from hybrid_agent.settings import Settings
 from hybrid_agent.simulator.server import RealtimeSimulator
 from hybrid_agent.simulator.synth import silence, speech
 
-TOKEN = "test-bridge-token"
+from bridge_helpers import TOKEN, bridge_settings
+
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def bridge_settings(**kw: object) -> Settings:
-    base = {"upstream": "sim", "host": "127.0.0.1", "port": 0, "bridge_tokens": [TOKEN]}
-    base.update(kw)
-    return Settings(**base)  # type: ignore[arg-type]
 
 
 def free_port() -> int:

@@ -32,19 +32,13 @@ from hybrid_agent.caller import ScriptedCaller
 from hybrid_agent.demo import DEMO_TOOLS, caller_turns
 from hybrid_agent.protocol.events import validate_server_event
 from hybrid_agent.server.runner import BridgeServer
-from hybrid_agent.settings import Settings
 from hybrid_agent.simulator.scenario import load_scenario, parse_scenario, shipped_scenarios
 from hybrid_agent.simulator.server import RealtimeSimulator
 from hybrid_agent.simulator.synth import silence, speech
 
+from bridge_helpers import TOKEN, bridge_settings
+
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "test-bridge-token"
-
-
-def bridge_settings(**kw: object) -> Settings:
-    base = {"upstream": "sim", "host": "127.0.0.1", "port": 0, "bridge_tokens": [TOKEN]}
-    base.update(kw)
-    return Settings(**base)  # type: ignore[arg-type]
 
 
 async def run_scenario(name: str | Path, **settings: object) -> tuple[MemoryAuditSink, list[dict]]:

@@ -7,10 +7,12 @@ In-process through the real socket, and once with ``hybrid-agent serve`` and a r
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hybrid_agent.audit.records import CallEnded, CallEventRecord
 from hybrid_agent.audit.sink import MemoryAuditSink
+from hybrid_agent.policy.loader import load_pack
 from hybrid_agent.server.drain import ActiveCalls
 from hybrid_agent.server.runner import BridgeServer
 from hybrid_agent.settings import Settings
@@ -92,6 +95,35 @@ async def test_calls_left_at_the_deadline_are_ended_cleanly() -> None:
     [end] = [r for r in audit.records if isinstance(r, CallEnded)]
     assert end.outcome == "shutdown"
     assert any(isinstance(r, CallEventRecord) and r.kind == "shutdown" for r in audit.records)
+
+
+async def test_at_the_deadline_the_pack_says_goodbye_before_the_call_ends() -> None:
+    pack = Path(__file__).resolve().parents[1] / "policies" / "retail-banking"
+    goodbye = load_pack(pack).clips["goodbye"]
+    audit = MemoryAuditSink()
+    async with BridgeServer(settings(policy_pack=pack, gate_mode="observe"), audit=audit) as bridge:
+        async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers=AUTH) as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "session.created"
+            await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime"}}))
+            frames: list[dict[str, Any]] = []
+            started = time.monotonic()
+            drain = asyncio.create_task(bridge.drain(1.0))  # the goodbye (4.5 s) is longer: it starts at once
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    frames.append(json.loads(await asyncio.wait_for(ws.recv(), 15)))
+            took = time.monotonic() - started
+            assert await asyncio.wait_for(drain, 15) == 1
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    said = [e["transcript"] for e in frames if e["type"] == "response.output_audio_transcript.done"]
+    assert said == [goodbye.text]
+    audio = sum(len(base64.b64decode(e["delta"])) for e in frames if e["type"] == "response.output_audio.delta")
+    assert audio == len(goodbye.pcm)
+    assert frames[-1]["type"] == "error" and frames[-1]["error"]["code"] == "bridge_shutdown"
+    assert took >= goodbye.duration_ms / 1000  # the caller had time to hear it before the hang-up
+    kinds = [r.kind for r in audit.records if isinstance(r, CallEventRecord)]
+    assert "goodbye" in kinds and "shutdown" in kinds
+    [end] = [r for r in audit.records if isinstance(r, CallEnded)]
+    assert end.outcome == "shutdown"
 
 
 async def test_serve_sigterm_drains_then_exits_0(tmp_path: Path) -> None:

@@ -360,3 +360,30 @@ async def test_monitor_mode_on_the_phone_counts_what_the_marks_confirmed(tmp_pat
     assert phone.log.clears >= 1
     said = [r.text or "" for r in audit.records if isinstance(r, TurnRecord) and r.role == "assistant"]
     assert any("investment advice" in t for t in said)  # the rule's utterance, spoken after the block
+
+
+async def test_a_phone_call_ended_by_a_drain_hears_the_packs_goodbye_first(tmp_path: Path) -> None:
+    from hybrid_agent.policy.loader import load_pack
+
+    settings = phone_settings(tmp_path, pack=True, gate_mode="observe")
+    goodbye = load_pack(ROOT / "policies" / "retail-banking").clips["goodbye"]
+    tokens = stream_tokens_for(settings)
+    assert tokens is not None
+    audit = MemoryAuditSink()
+    async with BridgeServer(settings, audit=audit) as bridge:
+        async with ws_connect(media_url(bridge)) as ws:
+            phone = PhoneCaller(media_url(bridge), tokens.issue(CALL_SID), call_sid=CALL_SID, speed=4.0)
+            await phone.open(ws)
+            await phone.listen_until_quiet(quiet_s=0.6)  # the greeting
+            before = phone.log.heard_ms
+            drain = asyncio.create_task(bridge.drain(0.1))
+            with pytest.raises(ConnectionClosed):
+                await phone.listen(20)
+            assert await asyncio.wait_for(drain, 10) == 1
+    # the goodbye went out as mu-law media at 8 kHz, all of it, before the stream was closed
+    goodbye_bytes = sum(len(base64.b64decode(m["media"]["payload"])) for m in phone.log.received if m["event"] == "media")
+    expected = len(goodbye.pcm) // 6  # 24 kHz PCM16 -> 8 kHz mu-law: 2 bytes a sample, a third of the samples
+    assert abs(goodbye_bytes - expected - before * 8) <= 16, (goodbye_bytes, expected, before)
+    said = [r.message for r in audit.records if getattr(r, "kind", None) == "goodbye"]
+    assert said and said[0].endswith(goodbye.text)
+    assert [r.outcome for r in audit.records if isinstance(r, CallEnded)] == ["shutdown"]

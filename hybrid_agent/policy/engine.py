@@ -27,6 +27,7 @@ from typing import Any
 
 import cel
 
+from hybrid_agent.policy.clips import ClipAudio
 from hybrid_agent.policy.context import ROOTS, STDLIB, LazyContext, build_cel_context, context_dict, macro_binders
 from hybrid_agent.policy.schema import (
     EFFECT_PRECEDENCE,
@@ -263,6 +264,7 @@ class Pack:
     rules: list[CompiledRule]
     version: str
     tests: list[tuple[str, int | None, PackTest]] = field(default_factory=list)
+    clips: dict[str, ClipAudio] = field(default_factory=dict)  # bridge_speech, loaded (policy/clips.py)
     _by_stage: dict[str, tuple[CompiledRule, ...]] = field(default_factory=dict, repr=False)
     _by_tool: dict[tuple[str, str], tuple[CompiledRule, ...]] = field(default_factory=dict, repr=False)
     _vars: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)

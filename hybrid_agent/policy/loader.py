@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from hybrid_agent.policy.clips import ClipAudio, ClipError, read_clips
 from hybrid_agent.policy.engine import CompileError, CompiledRule, Pack, compile_rule
 from hybrid_agent.policy.schema import PackManifest, PackTest, PackTestFile, Rule, RuleFile
 from hybrid_agent.policy.source import Issue, YamlDoc, YamlError, load_yaml, validation_issues
@@ -60,12 +61,13 @@ def _yaml_files(folder: Path) -> list[Path]:
 
 
 def content_hash(root: Path) -> str:
-    """sha256 over ``pack.yaml`` and ``rules/*.yaml`` (names and bytes), first 16 hex digits.
+    """sha256 over ``pack.yaml``, ``rules/*.yaml`` and ``clips/*`` (names and bytes), first 16 hex digits.
 
-    Tests are not part of it: adding a test case does not change what the pack decides.
+    Tests are not part of it: adding a test case does not change what the pack decides or says.
     """
     h = hashlib.sha256()
-    files = [root / "pack.yaml"] + _yaml_files(root / "rules")
+    clips = root / "clips"
+    files = [root / "pack.yaml"] + _yaml_files(root / "rules") + (sorted(p for p in clips.iterdir() if p.is_file()) if clips.is_dir() else [])
     for p in files:
         if p.exists():
             h.update(p.relative_to(root).as_posix().encode() + b"\0")
@@ -102,6 +104,12 @@ def load(root: str | Path, *, with_tests: bool = True) -> LoadResult:
             issues.extend(validation_issues(doc, exc))
     except YamlError as exc:
         issues.append(exc.issue)
+    clips: dict[str, ClipAudio] = {}
+    if manifest is not None:
+        try:
+            clips = read_clips(root, manifest.bridge_speech)
+        except ClipError as exc:
+            issues.append(Issue(_display(manifest_path), doc.line_of(("bridge_speech",)), str(exc)))
 
     rules: list[CompiledRule] = []
     seen: dict[str, str] = {}
@@ -180,7 +188,7 @@ def load(root: str | Path, *, with_tests: bool = True) -> LoadResult:
 
     res.manifest, res.rules, res.tests = manifest, rules, tests
     if manifest is not None and not any(i.level == "error" for i in issues):
-        res.pack = Pack(root=root, manifest=manifest, rules=rules, version=content_hash(root), tests=tests)
+        res.pack = Pack(root=root, manifest=manifest, rules=rules, version=content_hash(root), tests=tests, clips=clips)
     return res
 
 

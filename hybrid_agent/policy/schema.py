@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hybrid_agent.policy.clips import BridgeSpeech
+
 
 class Stage(str, Enum):
     session_start = "session_start"
@@ -323,6 +325,10 @@ class PackManifest(BaseModel):
     )
     session: SessionSettings = Field(
         default_factory=SessionSettings, description="what the bridge sends upstream at call start (instructions, voice, turn detection)"
+    )
+    bridge_speech: BridgeSpeech = Field(
+        default_factory=BridgeSpeech,
+        description="prerecorded clips the bridge plays itself when the model cannot speak (an upstream outage, the drain deadline)",
     )
 
     @field_validator("phrase_lists")

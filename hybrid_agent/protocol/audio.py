@@ -63,6 +63,14 @@ def from_pcm16(pcm: bytes, fmt: str) -> bytes:
     return pcm
 
 
+def encode_pcm24(pcm: bytes, fmt: str) -> bytes:
+    """PCM16 at 24 kHz (a clip the bridge plays) in the call's output format, G.711 resampled to 8 kHz."""
+    if fmt == "audio/pcm":
+        return pcm
+    narrow, _ = audioop.ratecv(pcm, 2, 1, SAMPLE_RATE["audio/pcm"], SAMPLE_RATE[fmt], None)
+    return from_pcm16(narrow, fmt)
+
+
 def rms(pcm: bytes) -> int:
     """Root-mean-square level of PCM16 samples (0..32767)."""
     return audioop.rms(pcm, 2) if pcm else 0

@@ -63,15 +63,16 @@ class ActiveCalls:
                 await asyncio.wait_for(self._idle.wait(), timeout_s)
         return not self._calls
 
-    async def drain(self, deadline_s: float, reason: str = "the bridge is restarting") -> int:
+    async def drain(self, deadline_s: float, reason: str = "the bridge is restarting", goodbye_s: float = 0.0) -> int:
         """Take no new calls, wait up to ``deadline_s`` for the calls in progress, end the rest.
-        Returns how many calls had to be ended."""
+        ``goodbye_s``: how long the pack's spoken goodbye lasts; the calls left are ended that much
+        before the deadline, so the goodbye ends by it.  Returns how many calls had to be ended."""
         self.draining = True
         log.warning("draining: %d call(s) in progress, ending what is left in %.0f s", len(self), deadline_s)
-        if await self.wait_idle(deadline_s):
+        if await self.wait_idle(max(0.0, deadline_s - goodbye_s)):
             return 0
         left = list(self._calls)
         log.warning("drain deadline: ending %d call(s)", len(left))
         await asyncio.gather(*(call.shutdown(reason) for call in left), return_exceptions=True)
-        await self.wait_idle(5.0)  # their pumps finish and their last records are queued
+        await self.wait_idle(goodbye_s + 5.0)  # the goodbyes end, their pumps finish, their last records are queued
         return len(left)

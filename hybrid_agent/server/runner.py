@@ -20,6 +20,7 @@ from hybrid_agent.server.app import build_app
 from hybrid_agent.server.drain import ActiveCalls
 from hybrid_agent.server.escalation import EscalationNotifier, EscalationSink
 from hybrid_agent.server.http import MAX_HEADER_BYTES, guarded_h11_protocol
+from hybrid_agent.session.bridge_speech import GOODBYE_TAIL_MS
 from hybrid_agent.settings import Settings, check_tls
 from hybrid_agent.upstream.connector import UpstreamConnector
 
@@ -233,7 +234,9 @@ class BridgeServer:
         """SIGTERM: take no new calls, let those in progress finish up to ``deadline_s``
         (``HYBRID_AGENT_DRAIN_S``), end the rest cleanly; then :meth:`stop` can follow.
         Returns how many calls were ended at the deadline."""
-        return await self.calls.drain(self.settings.drain_s if deadline_s is None else deadline_s)
+        goodbye = self.policy_gate.pack.clips.get("goodbye") if self.policy_gate is not None else None
+        goodbye_s = (goodbye.duration_ms + GOODBYE_TAIL_MS) / 1000.0 if goodbye is not None else 0.0
+        return await self.calls.drain(self.settings.drain_s if deadline_s is None else deadline_s, goodbye_s=goodbye_s)
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -8,11 +8,13 @@ from hybrid_agent.session.actions import (
     CloseClient,
     CloseUpstream,
     NotifyEscalation,
+    OpenStandbyUpstream,
     ReconnectUpstream,
     RunTool,
     SendClient,
     SendUpstream,
     StartTimer,
+    SwitchUpstream,
 )
 from hybrid_agent.session.call_session import CallConfig, CallSession, GateConfig
 
@@ -27,9 +29,11 @@ __all__ = [
     "CloseUpstream",
     "GateConfig",
     "NotifyEscalation",
+    "OpenStandbyUpstream",
     "ReconnectUpstream",
     "RunTool",
     "SendClient",
     "SendUpstream",
     "StartTimer",
+    "SwitchUpstream",
 ]

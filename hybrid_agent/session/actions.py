@@ -97,6 +97,22 @@ class ReconnectUpstream:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenStandbyUpstream:
+    """The upstream session nears its limit (``session.rollover``): open a second upstream in the
+    background, then call ``CallSession.standby_ready`` (or ``standby_failed``)."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchUpstream:
+    """Make the standby upstream the call's upstream and close the old one (1000); the
+    ``SendUpstream`` actions after this go to the new socket."""
+
+    forced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class NotifyEscalation:
     """A rule escalated the call: post the signed escalation webhook, off the audio path.
 
@@ -113,5 +129,5 @@ class NotifyEscalation:
 
 Action = Union[
     SendClient, SendUpstream, CloseClient, CloseUpstream, Audit, StartTimer, CheckPolicy, CheckSpeech, RunTool,
-    ReconnectUpstream, NotifyEscalation,
+    ReconnectUpstream, OpenStandbyUpstream, SwitchUpstream, NotifyEscalation,
 ]

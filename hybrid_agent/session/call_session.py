@@ -2,8 +2,8 @@
 
 Why this module is longer than 500 lines: it is the router, and routing has two sides (the
 caller's events, checked and relayed; the model's events, tracked and delivered through the
-gate) plus the call's lifecycle and reconnect; every concern with state of its own is a part
-elsewhere, listed below.
+gate) plus the call's lifecycle: reconnect, session rollover, the bridge's own clips; every
+concern with state of its own is a part elsewhere, listed below.
 
 It takes events from either side (caller and model) and returns actions.  It
 never awaits, touches a socket, reads a clock or writes to a database: the
@@ -16,8 +16,9 @@ tests: ``turns`` (turn tracking and records), ``client_config`` (the caller's se
 configuration), ``call_events`` (errors as audit facts), ``replay`` (reconnect, hidden items),
 ``disclosures``, ``speech_gate`` (monitor/hold), ``bridge_turns`` (the bridge's own responses,
 the gated user turn), ``decisions`` (what a policy decision does), ``tool_calls`` with
-``tool_orchestrator`` (server tools), ``client_tools`` (held client calls) and
-``confirmations``.
+``tool_orchestrator`` (server tools), ``client_tools`` (held client calls),
+``confirmations``, ``rollover`` (the next upstream session before the provider's limit) and
+``bridge_speech`` (the pack's outage apology and goodbye clips).
 """
 
 from __future__ import annotations
@@ -48,16 +49,27 @@ from hybrid_agent.session.actions import (
     CheckPolicy,
     CloseClient,
     CloseUpstream,
+    OpenStandbyUpstream,
     ReconnectUpstream,
     SendClient,
     SendUpstream,
     StartTimer,
+    SwitchUpstream,
 )
+from hybrid_agent.session.bridge_speech import BRIDGE_ITEM_PREFIX, GOODBYE_TAIL_MS, BridgeSpeech
 from hybrid_agent.session.bridge_turns import ARM_AFTER_MS, ARM_TIMER, NOTE_ITEM_PREFIX, BridgeTurns
 from hybrid_agent.session.call_events import CallEventLog
 from hybrid_agent.session.client_tools import ClientToolHold
 from hybrid_agent.session.decisions import DecisionRouter
 from hybrid_agent.session.keypad import KeypadCapture
+from hybrid_agent.session.rollover import (
+    CARRY_AUDIO_MS,
+    CHECK_EVERY_MS,
+    RETRY_AFTER_MS,
+    ROLLOVER_CHECK_TIMER,
+    ROLLOVER_TIMER,
+    UpstreamRollover,
+)
 from hybrid_agent.session.tool_calls import ToolCallFlow
 from hybrid_agent.session.disclosures import DisclosureTracker
 from hybrid_agent.policy.speech import SpeechCheck, SpeechVerdict
@@ -96,6 +108,9 @@ class GateConfig:
     max_hold_ms: float = 10_000.0  # hold mode: the most audio of one answer held before the gate fails
     user_turn: str = "immediate"  # gated: the bridge creates the model's answer once user_text passed
     escalation_utterance: str = "I'm going to pass you to a colleague who can help with this. Please stay on the line."
+    #: the pack's bridge_speech clips, loaded (``policy/clips.py``): outage_apology, goodbye
+    clips: Mapping[str, Any] = field(default_factory=dict)
+    outage_after_ms: float = 1500.0  # an upstream outage this long plays the outage_apology clip
 
     @property
     def enforcing(self) -> bool:
@@ -132,9 +147,17 @@ class CallConfig:
     keypad_tools: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     #: latency budgets in ms by stage (``session.response_timing.RESPONSE_STAGES``): a response over one is marked
     latency_budgets: Mapping[str, float] = field(default_factory=dict)
+    #: upstream session age at which the call moves to a new session (``session.rollover``; 0: never)
+    rollover_after_ms: float = 55 * 60_000.0
 
 
 BRIDGE_UPDATE_EVENT_ID = "event_bridge_transcription"
+#: a strict rollover boundary needs this long without an upstream event (other than the ones below) or a
+#: caller event other than audio: a response.create sent and not yet answered must not be lost
+ROLLOVER_QUIET_MS = 300.0
+OUTAGE_TIMER = "bridge_outage_apology"
+GOODBYE_TIMER = "bridge_goodbye"
+_BACKGROUND_EVENTS = frozenset({"rate_limits.updated", "input_audio_buffer.append"})
 
 class CallSession:
     """State machine of one call between a caller and the model."""
@@ -227,6 +250,13 @@ class CallSession:
             self.tool_flow.keypad_tools = {k: dict(v) for k, v in config.keypad_tools.items()}
         self.decisions = DecisionRouter(config.call_id, gate, self.policy, self.bridge_turns, self.tool_flow, self._gate_action)
         self._hide_session_created = False
+        self.rollover = UpstreamRollover(config.rollover_after_ms)
+        self._switched_at_seq = 0  # turns up to this seq belong to an upstream session left behind
+        self.bridge_speech = BridgeSpeech(dict(gate.clips) if gate is not None else {})
+        self._outage_since_ms: float | None = None  # the upstream dropped then; None while it is up
+        self._ending: str | None = None  # the bridge is saying goodbye before it ends the call (why)
+        self._wall_started = 0.0
+        self._last_activity_ms = 0.0
 
     # the tracker's state, under the names the adapters and tests read
     @property
@@ -262,6 +292,7 @@ class CallSession:
     def start(self, now_ms: float, wall_time: float) -> list[Action]:
         """Open the call; ``wall_time`` is epoch seconds for the audit record."""
         self._started_ms = now_ms
+        self._wall_started = wall_time
         gate = self.config.gate
         out: list[Action] = [
             Audit(
@@ -306,7 +337,8 @@ class CallSession:
         return {"type": "session.update", "event_id": BRIDGE_UPDATE_EVENT_ID, "session": session}
 
     def client_closed(self, now_ms: float) -> list[Action]:
-        return self._end(now_ms, "completed", [CloseUpstream(1000, "caller hung up")])
+        outcome = "completed" if self._ending is None else "shutdown"  # hung up during the bridge's goodbye
+        return self._end(now_ms, outcome, [CloseUpstream(1000, "caller hung up")])
 
     def upstream_closed(self, now_ms: float, reason: str = "") -> list[Action]:
         """The model's socket ended mid-call.
@@ -317,21 +349,64 @@ class CallSession:
         """
         if self.closed:
             return []
-        if self.reconnects < self.config.max_reconnects:
-            self.reconnects += 1
+        if self.rollover.state == "ready":  # the standby is open already: the call moves to it now
+            return self._switch_upstream(now_ms, forced=True)
+        expired = self.rollover.expired  # the session's age limit, not a fault: the reconnect budget is kept
+        if self._ending is not None:
+            return []  # saying goodbye: the call ends at the end of the clip, no reconnect
+        if expired or self.reconnects < self.config.max_reconnects:
+            self.reconnects += 0 if expired else 1
             self.reconnecting = True
+            self._outage_since_ms = now_ms
             out = self._fail_active_response(now_ms)
             out.append(ReconnectUpstream(self.reconnects, reason))
+            if self.bridge_speech.has("outage_apology") and self.config.gate is not None:
+                out.append(StartTimer(OUTAGE_TIMER, self.config.gate.outage_after_ms))
             return out
         return self._close_for_upstream(now_ms, reason)
 
     def upstream_reconnect_failed(self, now_ms: float, reason: str = "") -> list[Action]:
         self.reconnecting = False
-        return self._close_for_upstream(now_ms, reason)
+        out = self._outage_fact(now_ms, "upstream_lost", "the upstream did not come back")
+        return out + self._close_for_upstream(now_ms, reason)
 
     def upstream_reconnected(self, now_ms: float) -> list[Action]:
         """A new upstream is open: restore the session, replay the conversation as text, flush what waited."""
         self.reconnecting = False
+        out = self._outage_fact(now_ms, "upstream_resumed", "the upstream was back")
+        out.extend(self._restore_upstream())
+        # the old session's input buffer died with it: what it had not committed, then what waited
+        out.extend(SendUpstream(None, raw) for raw in self.rollover.carried(last_ms=None)[0])
+        for queued in self.reconnect_queue.drain():
+            out.extend(self._on_client_event(queued, now_ms, None))
+        return out
+
+    def _outage_fact(self, now_ms: float, kind: str, what: str) -> list[Action]:
+        """The gap a reconnect left, for the audit: how long, whether the caller heard the apology,
+        what became of the caller's audio meanwhile."""
+        out: list[Action] = []
+        if self._outage_since_ms is None:
+            return out
+        gap, self._outage_since_ms = now_ms - self._outage_since_ms, None
+        q = self.reconnect_queue
+        apology = "the outage apology was played" if "outage_apology" in self.bridge_speech.played else "no apology played"
+        self._audit_event(out, "bridge", kind, self._rel(now_ms), redacted=True,
+                          message=f"{what} after {gap:.0f} ms (drop {self.reconnects}); {apology}; "
+                          f"{q.held_audio_ms:.0f} ms of caller audio held for it, {q.dropped_audio_ms:.0f} ms dropped")
+        return out
+
+    def _play(self, name: str, now_ms: float) -> list[Action]:
+        """A pack clip to the caller (``session.bridge_speech``), and the words it said to the audit."""
+        events = self.bridge_speech.events(name, self.output_format)
+        if not events:
+            return []
+        out: list[Action] = [SendClient({"event_id": self.config.id_factory("event"), **e}) for e in events]
+        clip = self.bridge_speech.clips[name]
+        self._audit_event(out, "bridge", name, self._rel(now_ms), redacted=True,
+                          message=f"the bridge said ({clip.duration_ms / 1000:.1f} s clip): {clip.text}")
+        return out
+    def _restore_upstream(self) -> list[Action]:
+        """On a new upstream socket: the bridge's and the client's configuration, then the conversation as text."""
         self._hide_session_created = True
         out: list[Action] = []
         if self.config.transcription_model or self.config.bridge_session:
@@ -342,12 +417,92 @@ class CallSession:
             self._own_updates += 1
             out.append(SendUpstream({"type": "session.update", "event_id": "event_bridge_replay_session", "session": restored}))
         out.extend(SendUpstream(event) for event in self.history.replay_events())
-        for queued in self.reconnect_queue.drain():
-            out.extend(self._on_client_event(queued, now_ms, None))
         return out
 
-    def _fail_active_response(self, now_ms: float) -> list[Action]:
-        """The response that was streaming is lost with the socket: close it for the caller."""
+    # ------------------------------------------------------------------ session rollover
+    def standby_ready(self, now_ms: float) -> list[Action] | None:
+        """The standby upstream (``OpenStandbyUpstream``) is open: switch at a turn boundary.
+        ``None``: it is no longer wanted (the call moved on or ended); the adapter closes it."""
+        if self.closed or self.reconnecting or self.rollover.state != "opening":
+            return None
+        self.rollover.standby_ready()
+        if self.rollover.expired:  # the old session ended while the standby was opening
+            return self._switch_upstream(now_ms, forced=True)
+        return self._try_rollover(now_ms)
+
+    def standby_failed(self, now_ms: float, reason: str) -> list[Action]:
+        """The standby could not be opened: recorded, tried again later (the session may still expire first)."""
+        if self.closed:
+            return []
+        self.rollover.standby_failed()
+        out: list[Action] = []
+        self._audit_event(out, "bridge", "rollover_failed", self._rel(now_ms), redacted=True,
+                          message=f"cannot open the next upstream session: {reason}"[:500])
+        out.append(StartTimer(ROLLOVER_TIMER, RETRY_AFTER_MS))
+        return out
+
+    def _plan_rollover(self, event: dict[str, Any], now_ms: float) -> list[Action]:
+        """A new upstream session began (its ``session.created``): when to roll it over."""
+        session = event.get("session") if isinstance(event.get("session"), dict) else {}
+        expires_at = session.get("expires_at")
+        wall_now = self._wall_started + self._rel(now_ms) / 1000.0
+        expires_in = float(expires_at) - wall_now if isinstance(expires_at, (int, float)) and expires_at > 0 else None
+        delay = self.rollover.session_created(now_ms, expires_in)
+        return [] if delay is None else [StartTimer(ROLLOVER_TIMER, delay)]
+
+    def _rollover_due(self, now_ms: float) -> list[Action]:
+        if self.reconnecting or not self.rollover.due(now_ms):
+            return []
+        return [OpenStandbyUpstream("session limit")]
+
+    def _try_rollover(self, now_ms: float) -> list[Action]:
+        if self.closed or self.rollover.state != "ready":
+            return []
+        if not self._at_turn_boundary(now_ms, strict=self.rollover.strict(now_ms)):
+            return [StartTimer(ROLLOVER_CHECK_TIMER, CHECK_EVERY_MS)]
+        return self._switch_upstream(now_ms, forced=False)
+
+    def _at_turn_boundary(self, now_ms: float, *, strict: bool) -> bool:
+        """Nobody speaking, no answer streaming, no transcript to come; strict: nothing outstanding
+        either (a tool output, a held answer, a bridge utterance, the last answer's playback, a fresh
+        request)."""
+        t = self.tracker
+        if self.reconnecting or t.active_response_id is not None:
+            return False
+        last_user = max(t.user_turns.values(), key=lambda u: u.seq, default=None)
+        if last_user is not None and not last_user.recorded:
+            return False  # the caller is speaking, or its transcript would come on the old socket
+        if not strict:
+            return True
+        if now_ms - self._last_activity_ms < ROLLOVER_QUIET_MS or self.tool_flow.busy:
+            return False
+        if (self.speech is not None and self.speech.busy) or (self.bridge_turns is not None and self.bridge_turns.waiting):
+            return False
+        last_answer = max(t.assistant_turns.values(), key=lambda a: a.seq, default=None)
+        return last_answer is None or last_answer.playback_position_ms(self._rel(now_ms)) >= last_answer.audio_ms
+
+    def _switch_upstream(self, now_ms: float, *, forced: bool) -> list[Action]:
+        """Move the call to the standby upstream: restore it, replay the call, carry the caller's latest audio."""
+        out = self._fail_active_response(now_ms) if forced else []
+        switch = self.rollover.switched(now_ms, forced)
+        # expired: the old input buffer is gone, all of it goes; at a boundary only the newest, a word's onset
+        carried, carried_ms = self.rollover.carried(None if forced else CARRY_AUDIO_MS)
+        self._switched_at_seq = self.tracker.last_seq  # answers up to this one are text on the new session
+        why = "the session expired before a turn boundary came" if forced else "at a turn boundary"
+        age = f"{switch.age_ms / 60_000:.1f} min" if switch.age_ms >= 120_000 else f"{switch.age_ms / 1000:.1f} s"
+        self._audit_event(
+            out, "bridge", "upstream_rollover", self._rel(now_ms), redacted=True,
+            message=f"upstream session {switch.session_no} after {age}, {why} "
+            f"(waited {switch.waited_ms / 1000:.1f} s); {len(self.history)} items replayed, "
+            f"{carried_ms:.0f} ms of caller audio carried",
+        )
+        out.append(SwitchUpstream(forced))
+        out.extend(self._restore_upstream())
+        out.extend(SendUpstream(None, raw) for raw in carried)
+        return out
+
+    def _fail_active_response(self, now_ms: float, code: str = "upstream_reconnected") -> list[Action]:
+        """The response that was streaming is lost (with the socket, or ended by the bridge): close it for the caller."""
         rid, facts = self.tracker.fail_active_response(self._rel(now_ms))
         if rid is None:
             return []
@@ -360,7 +515,7 @@ class CallSession:
                 "id": rid,
                 "object": "realtime.response",
                 "status": "failed",
-                "status_details": {"type": "failed", "error": {"type": "server_error", "code": "upstream_reconnected"}},
+                "status_details": {"type": "failed", "error": {"type": "server_error", "code": code}},
                 "output": [],
             },
         }
@@ -379,8 +534,22 @@ class CallSession:
     def shutdown(self, now_ms: float, reason: str = "the bridge is restarting") -> list[Action]:
         """The bridge is stopping and the call outlived the drain deadline (``HYBRID_AGENT_DRAIN_S``):
         tell the caller why, close both sides cleanly (1001, going away), record it as ``shutdown``."""
-        if self.closed:
+        if self.closed or self._ending is not None:
             return []
+        if self.bridge_speech.has("goodbye"):
+            # the pack's goodbye first: the model is stopped and the caller no longer heard, then the clip
+            # plays and the call ends when it has (GOODBYE_TIMER)
+            self._ending = reason
+            speaking = self.active_response_id is not None
+            out = self._fail_active_response(now_ms, code="bridge_shutdown")
+            if speaking:
+                out.append(SendUpstream({"type": "response.cancel", "event_id": self.config.id_factory("event_bridge_cancel")}))
+            out += self._play("goodbye", now_ms)
+            out.append(StartTimer(GOODBYE_TIMER, self.bridge_speech.duration_ms("goodbye") + GOODBYE_TAIL_MS))
+            return out
+        return self._shut(now_ms, reason)
+
+    def _shut(self, now_ms: float, reason: str) -> list[Action]:
         out: list[Action] = []
         self._audit_event(out, "bridge", "shutdown", self._rel(now_ms), message=reason, redacted=True)
         err = self._error(f"The call was ended: {reason}. Please call again.", code="bridge_shutdown",
@@ -431,6 +600,14 @@ class CallSession:
         return self._note_released(self._timer_fired(name, now_ms), now_ms)
 
     def _timer_fired(self, name: str, now_ms: float) -> list[Action]:
+        if name == OUTAGE_TIMER:
+            return self._play("outage_apology", now_ms) if self.reconnecting else []
+        if name == GOODBYE_TIMER:
+            return self._shut(now_ms, self._ending or "the bridge is restarting")
+        if name == ROLLOVER_TIMER:
+            return self._rollover_due(now_ms)
+        if name == ROLLOVER_CHECK_TIMER:
+            return self._try_rollover(now_ms)
         waited = self.tool_flow.timer_fired(name)
         if waited is not None:
             return waited
@@ -486,6 +663,8 @@ class CallSession:
     # ------------------------------------------------------------------ caller side
     def receive_client_frame(self, data: str | bytes, now_ms: float) -> list[Action]:
         """A raw WebSocket message from the caller: bad input becomes an ``error`` event, never an exception."""
+        if self._ending is not None:
+            return []  # the bridge is saying goodbye: nothing more reaches the model
         if isinstance(data, (bytes, bytearray)):
             return self._refuse("Binary frames are not supported; send JSON text events.", "binary_frame", now_ms)
         if len(data) > self.config.max_message_bytes:
@@ -517,7 +696,9 @@ class CallSession:
         if n is None:
             return None
         self.events.note_sent(event)
-        self.input_audio_ms += duration_ms(n, self.input_format)
+        ms = duration_ms(n, self.input_format)
+        self.input_audio_ms += ms
+        self.rollover.caller_audio(data, ms)
         return [SendUpstream(event, data)]
 
     def feed_client(self, event: Any, now_ms: float, raw: str | None = None) -> list[Action]:
@@ -532,6 +713,8 @@ class CallSession:
                 event_type=exc.event_type,
             )
         self.events.note_sent(event)
+        if event["type"] not in _BACKGROUND_EVENTS:
+            self._last_activity_ms = now_ms
         return self._on_client_event(event, now_ms, raw)
 
     def _on_client_event(self, event: dict[str, Any], now_ms: float, raw: str | None) -> list[Action]:
@@ -563,10 +746,12 @@ class CallSession:
                     f"Invalid 'audio': not valid base64 ({reason}).", "invalid_value", now_ms,
                     param="audio", event_id=event.get("event_id"), event_type=kind,
                 )
-            self.input_audio_ms += duration_ms(n, self.input_format)
+            ms = duration_ms(n, self.input_format)
+            self.input_audio_ms += ms
             if self.keypad is not None and self.keypad.capturing:
                 # keypad capture: neither the tones nor anything said reach the model or a transcript
                 return [SendUpstream({**event, "audio": silence_b64(n, self.input_format)})]
+            self.rollover.caller_audio(raw if raw is not None else json.dumps(event), ms)
         elif kind == "conversation.item.truncate":
             return self._valid_truncate(event, raw, now_ms)
         elif kind == "conversation.item.create":
@@ -589,9 +774,18 @@ class CallSession:
         memory of the answer goes wrong.  Beyond what was relayed: clamped.  An item with no audio
         relayed yet: not truncated (nothing was heard) but its response cancelled.
         """
+        if str(event.get("item_id")).startswith(BRIDGE_ITEM_PREFIX):
+            return []  # a barge-in on the bridge's own clip: the upstream never had that item
         turn = self.assistant_turns.get(str(event.get("item_id")))
         if turn is None:
             return [SendUpstream(event, raw)]  # not an answer the bridge saw: the upstream decides
+        if turn.seq <= self._switched_at_seq:
+            # an answer of a session the call rolled over from: the new session has it as text only,
+            # so the bridge keeps what the caller heard itself, for the model's memory and the audit
+            heard = turn.heard_text(float(event.get("audio_end_ms") or 0), self.tracker.typical_rate())
+            self.history.heard(turn.item_id, heard)
+            return [self._gate_action("truncate_replayed", now_ms, item_id=turn.item_id,
+                                      requested_ms=float(event.get("audio_end_ms") or 0), audio_end_ms=turn.audio_ms)]
         relayed = self.speech.sent_audio_ms(turn.item_id) if self.speech is not None else None
         relayed = turn.audio_ms if relayed is None else relayed
         asked = float(event.get("audio_end_ms") or 0)
@@ -659,13 +853,27 @@ class CallSession:
         return self.feed_upstream(event, now_ms, raw=text)
 
     def feed_upstream(self, event: dict[str, Any], now_ms: float, raw: str | None = None) -> list[Action]:
+        if self._ending is not None:
+            return []  # the bridge is saying goodbye: the model was stopped, its late events are not the caller's
         out = self._feed_upstream(event, now_ms, raw)
         return self._note_released(out, now_ms) if self.timing.awaiting_release else out
 
     def _feed_upstream(self, event: dict[str, Any], now_ms: float, raw: str | None) -> list[Action]:
         out: list[Action] = []
-        if event["type"] == "error":
+        kind = event["type"]
+        if kind not in _BACKGROUND_EVENTS:
+            self._last_activity_ms = now_ms
+        if kind == "session.created":
+            out.extend(self._plan_rollover(event, now_ms))
+        elif kind in ("input_audio_buffer.committed", "input_audio_buffer.cleared"):
+            self.rollover.buffer_reset()
+        elif kind == "error":
             self._record_upstream_error(event, now_ms, out)
+            err = event.get("error")
+            if isinstance(err, dict) and err.get("code") == "session_expired":
+                # the service's age limit: the bridge's business (a rollover), never the caller's
+                self.rollover.expired = True
+                return out + (self._switch_upstream(now_ms, forced=True) if self.rollover.state == "ready" else [])
         try:
             facts = self.tracker.feed(event, self._rel(now_ms))
         except UPSTREAM_FIELD_ERRORS as exc:

@@ -119,6 +119,10 @@ class ReconnectQueue:
             self._others += 1
         self._events.append(event)
 
+    @property
+    def held_audio_ms(self) -> float:
+        return self._audio_ms
+
     def drain(self) -> list[dict[str, Any]]:
         events, self._events = self._events, []
         self._audio_ms = 0.0

@@ -126,6 +126,12 @@ class SpeechGate:
         self._finished: deque[str] = deque(maxlen=64)  # responses whose response.done went to the caller
         self.blocks = 0
 
+    @property
+    def busy(self) -> bool:
+        """The latest answer is held or being checked (a rollover waits for it)."""
+        last = next(reversed(self.items.values()), None)
+        return bool(self._in_flight or self._held_done) or (last is not None and not last.done)
+
     # ------------------------------------------------------------------ events from the model
     def on_upstream(self, event: dict[str, Any], raw: str | None, now_ms: float) -> list[Action] | None:
         """The actions for an upstream event this gate owns, or ``None``: not the gate's (relay it)."""

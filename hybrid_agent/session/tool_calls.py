@@ -73,6 +73,11 @@ class ToolCallFlow:
         self.keypad: KeypadCapture | None = None  # set by the session when a tool has keypad arguments
         self.keypad_tools: dict[str, dict[str, str]] = {}
 
+    @property
+    def busy(self) -> bool:
+        """A tool call awaits its decision or its output (a rollover waits for it)."""
+        return bool(self._server_checks or self._client_checks or self._waiting) or (self.tools is not None and self.tools.busy)
+
     def _is_server(self, name: str) -> bool:
         return self.tools is not None and self.tools.is_server_tool(name)
 

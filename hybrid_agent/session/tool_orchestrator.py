@@ -179,6 +179,11 @@ class ToolOrchestrator:
         out.extend(self._maybe_create(rid, resp))
         return out
 
+    @property
+    def busy(self) -> bool:
+        """A finished response's server calls still wait for their outputs (a rollover waits too)."""
+        return any(r.waiting for r in self._responses.values())
+
     def _maybe_create(self, rid: str, resp: _Response) -> list[Action]:
         """Every server call of a finished response has its output: the model may answer now."""
         if not resp.done or resp.waiting or resp.create_sent:

@@ -135,6 +135,11 @@ class TurnTracker:
         """All turns in the order speech started."""
         return sorted([*self.user_turns.values(), *self.assistant_turns.values()], key=lambda t: t.seq)
 
+    @property
+    def last_seq(self) -> int:
+        """The seq of the newest turn (0 before the first)."""
+        return self._seq
+
     def fastest_rate(self) -> float:
         """The fastest recent speaking rate (never below the default): text covered by audio, upper bound."""
         return max([DEFAULT_CHARS_PER_MS, *self.rates[-20:]])

@@ -41,7 +41,9 @@ from hybrid_agent.session import (
     SendUpstream,
     GateConfig,
     NotifyEscalation,
+    OpenStandbyUpstream,
     StartTimer,
+    SwitchUpstream,
 )
 from hybrid_agent.settings import Settings
 from hybrid_agent.upstream.connector import UpstreamConnector, UpstreamError
@@ -55,8 +57,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-#: pauses before each attempt to reopen a dropped upstream
-RECONNECT_DELAYS_S = (0.05, 0.5, 2.0)
+#: pauses before the first attempts to reopen a dropped upstream; after them, every RECONNECT_EVERY_S
+#: until the reconnect window (``HYBRID_AGENT_RECONNECT_WINDOW_S``) is spent: a provider back within
+#: the window is found again within half a second
+RECONNECT_DELAYS_S = (0.05, 0.1, 0.25)
+RECONNECT_EVERY_S = 0.5
 
 
 def _now_ms() -> float:
@@ -79,8 +84,10 @@ class CallRunner:
         escalations: EscalationSink | None = None,
         telemetry: Telemetry | None = None,
         idle_timeout_s: float = 0.0,
+        reconnect_window_s: float = 15.0,
     ) -> None:
         self.session = session
+        self.reconnect_window_s = reconnect_window_s
         self.telemetry = telemetry
         self.idle_timeout_s = idle_timeout_s  # no frame either way for this long ends the call (0: never)
         self._last_frame = time.monotonic()
@@ -95,6 +102,7 @@ class CallRunner:
         self._checks: set[asyncio.Task[None]] = set()
         self.client = client
         self.upstream = upstream
+        self._standby: UpstreamLink | None = None  # the next upstream session, opened before a rollover
         self.audit = audit
         self.client_open = True
         self.upstream_open = True
@@ -159,6 +167,12 @@ class CallRunner:
                     task.add_done_callback(self._checks.discard)
                 elif isinstance(action, RunTool):
                     task = asyncio.create_task(self._run_tool(action))
+                    self._checks.add(task)
+                    task.add_done_callback(self._checks.discard)
+                elif isinstance(action, SwitchUpstream):
+                    self._switch_upstream()
+                elif isinstance(action, OpenStandbyUpstream):
+                    task = asyncio.create_task(self._open_standby())
                     self._checks.add(task)
                     task.add_done_callback(self._checks.discard)
                 elif isinstance(action, StartTimer):
@@ -234,6 +248,42 @@ class CallRunner:
             self.telemetry.tool_run(self.session.call_id, action.call_id, action.name, status, started_ns, time.time_ns())
         await self.execute(self.session.feed_tool_result(action.call_id, status, output, latency, _now_ms()))
 
+    def _switch_upstream(self) -> None:
+        """The session moves the call to the standby upstream (a rollover): later sends go there."""
+        if self._standby is None:
+            log.error("call %s: asked to switch upstream with no standby open", self.session.call_id)
+            return
+        old, self.upstream, self._standby = self.upstream, self._standby, None
+        self.upstream_open = True
+        task = asyncio.create_task(self._close_quietly(old, "session rollover"))
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    @staticmethod
+    async def _close_quietly(link: UpstreamLink, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await link.close(code=1000, reason=reason)
+
+    async def _open_standby(self) -> None:
+        """Open the next upstream session in the background (``session.rollover``)."""
+        if self.connector is None:
+            await self.execute(self.session.standby_failed(_now_ms(), "no connector"))
+            return
+        try:
+            link = await self.connector.connect(self.session.config.model)
+        except UpstreamError as exc:
+            log.warning("call %s: cannot open the next upstream session: %s", self.session.call_id, exc)
+            await self.execute(self.session.standby_failed(_now_ms(), str(exc)))
+            return
+        self._standby = link
+        actions = self.session.standby_ready(_now_ms())
+        if actions is None:  # no longer wanted: the call ended or reconnected meanwhile
+            self._standby = None
+            await self._close_quietly(link, "not needed")
+            return
+        log.info("call %s: next upstream session open", self.session.call_id)
+        await self.execute(actions)
+
     async def _timer(self, action: StartTimer) -> None:
         await asyncio.sleep(action.delay_ms / 1000.0)
         await self.execute(self.session.timer_fired(action.name, _now_ms()))
@@ -264,24 +314,37 @@ class CallRunner:
 
     async def upstream_pump(self) -> None:
         while True:
+            link = self.upstream
             try:
-                data = await self.upstream.recv_bytes()
+                data = await link.recv_bytes()
                 self._last_frame = time.monotonic()
             except ConnectionClosed as exc:
+                if link is not self.upstream:
+                    continue  # the session rolled over to a new upstream: this one was closed by the bridge
                 self.upstream_open = False
                 reason = f"code {exc.rcvd.code}" if exc.rcvd else "connection lost"
                 actions = self.session.upstream_closed(_now_ms(), reason)
                 await self.execute(actions)
+                if self.upstream is not link and self.upstream_open:
+                    continue  # a standby was ready: the call moved to it
                 if any(isinstance(a, ReconnectUpstream) for a in actions) and await self._reconnect():
                     continue
                 return
+            if link is not self.upstream:
+                continue  # a late event of the session left behind (the switch happens at a quiet moment)
             await self.execute(self.session.receive_upstream_frame(data, _now_ms()))
 
     async def _reconnect(self) -> bool:
         """Open a new upstream (a few tries, backing off) and let the session replay the call on it."""
         last = "no connector"
         dropped_ns = time.time_ns()
-        for delay in RECONNECT_DELAYS_S:
+        give_up = time.monotonic() + self.reconnect_window_s
+        attempt = 0
+        while True:
+            delay = RECONNECT_DELAYS_S[attempt] if attempt < len(RECONNECT_DELAYS_S) else RECONNECT_EVERY_S
+            attempt += 1
+            if time.monotonic() + delay > give_up and attempt > 1:
+                break
             await asyncio.sleep(delay)
             if self.connector is None or not self.client_open:
                 break
@@ -338,6 +401,9 @@ class CallRunner:
                 self.upstream_open = False
                 with contextlib.suppress(Exception):
                     await self.upstream.close()
+            if self._standby is not None:
+                await self._close_quietly(self._standby, "call ended")
+                self._standby = None
             if self._checks:  # decisions still being taken land in the audit trail, after the call ended
                 await asyncio.wait(list(self._checks), timeout=10)
 
@@ -384,6 +450,8 @@ def gate_config(policy_gate: PolicyGate | None, mode: str | None) -> GateConfig 
         max_hold_ms=float(gate.max_hold_ms),
         user_turn=str(getattr(gate.user_turn, "value", gate.user_turn)),
         escalation_utterance=gate.escalation_utterance,
+        clips=dict(pack.clips),
+        outage_after_ms=float(pack.manifest.bridge_speech.outage_after_ms),
     )
 
 
@@ -449,6 +517,7 @@ async def run_bridged_call(
             gate=gate_config(policy_gate, settings.gate_mode),
             transcription_model=settings.transcription_model or None,
             max_reconnects=settings.max_reconnects,
+            rollover_after_ms=settings.rollover_after_s(connector.target) * 1000.0,
             caller_id=caller_id,
             call_metadata=call_metadata or {},
             keypad_tools=registry.keypad_fields() if registry is not None else {},
@@ -469,6 +538,7 @@ async def run_bridged_call(
         session, client, upstream, audit, policy_gate, gate_executor, connector, tools=registry, escalations=escalations,
         telemetry=getattr(audit, "telemetry", None),  # a TelemetrySink carries the process's telemetry
         idle_timeout_s=settings.idle_timeout_s,
+        reconnect_window_s=settings.reconnect_window_s,
     )
     if calls is not None:
         calls.add(runner)  # a drain (SIGTERM) waits for it, then ends it at the deadline
