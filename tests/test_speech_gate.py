@@ -49,6 +49,14 @@ class Driver:
         self.records: list = []
         self.timers: list[str] = []
         self.now = 0.0
+        self.deferred: list[CheckSpeech] | None = None  # a list: checks wait here, decided when the test says
+
+    def decide(self, item: str) -> None:
+        """Decide the deferred checks of ``item`` (as a slow worker would, in any order)."""
+        while self.deferred is not None and (mine := [c for c in self.deferred if c.check.item_id == item]):
+            self.deferred = [c for c in self.deferred if c.check.item_id != item]
+            for c in mine:  # a verdict may ask for the next check of the item: decided in the next round
+                self.run(self.s.feed_speech_verdict(self.gate.decide_speech(c.check), self.now))
 
     def run(self, actions: list) -> None:
         queue = list(actions)
@@ -62,6 +70,8 @@ class Driver:
                 self.records.append(a.record)
             elif isinstance(a, StartTimer):
                 self.timers.append(a.name)
+            elif isinstance(a, CheckSpeech) and self.deferred is not None:
+                self.deferred.append(a)
             elif isinstance(a, CheckSpeech):
                 queue.extend(self.s.feed_speech_verdict(self.gate.decide_speech(a.check), self.now))
 
@@ -325,3 +335,39 @@ def test_hold_bound_counts_bytes_too(gate: PolicyGate) -> None:
     assert overflow.held_ms is not None and overflow.held_ms < 1000 and overflow.status == "closed"
     assert d.audio_ms_sent() == 0 and d.upstream[0]["type"] == "response.cancel"
     assert d.s.speech.items["item_a"].held_bytes == 0  # type: ignore[union-attr]
+
+
+def test_hold_releases_answers_in_the_order_the_model_began_them(gate: PolicyGate) -> None:
+    """Two answers back to back (the bridge's disclosure, then the client's own request): the second
+    one's check is decided first, yet the caller hears the first answer whole before any of the second."""
+    d = Driver(session(gate, "hold"), gate)
+    d.deferred = []
+    first, second = "This call is recorded for quality purposes.", "Hello, how can I help?"
+    d.answer(first, rid="resp_1", item="item_a")
+    d.answer(second, rid="resp_2", item="item_b")
+    d.decide("item_b")
+    assert not d.sent or all(e.get("item_id") != "item_b" for e in d.sent)
+    assert "resp_2" not in [e["response"]["id"] for e in d.sent if e["type"] == "response.done"]
+    d.decide("item_a")
+    order = [e.get("item_id") or e.get("response", {}).get("id") for e in d.sent
+             if e["type"] in ("response.output_audio.delta", "response.output_audio_transcript.done", "response.done")]
+    assert order.index("item_b") > max(i for i, x in enumerate(order) if x in ("item_a", "resp_1"))
+    assert d.text_sent("item_a") == first and d.text_sent("item_b") == second
+    assert [e["transcript"] for e in d.sent if e["type"] == "response.output_audio_transcript.done"] == [first, second]
+
+
+def test_an_answer_lost_with_the_upstream_does_not_hold_back_the_next(gate: PolicyGate) -> None:
+    """The socket drops mid-answer (the reconnect fails that response): what the gate held of it is
+    dropped, and the answer the new session gives goes out."""
+    d = Driver(session(gate, "hold"), gate)
+    d.deferred = []
+    d.up({"type": "response.created", "response": {"id": "resp_1", "object": "realtime.response", "status": "in_progress", "output": []}})
+    d.up({"type": "response.output_item.added", "response_id": "resp_1", "output_index": 0,
+          "item": {"id": "item_a", "type": "message", "role": "assistant", "status": "in_progress", "content": []}})
+    d.up({"type": "response.output_audio_transcript.delta", **{**IDS, "response_id": "resp_1"}, "delta": "Your balance is"})
+    d.run(d.s.upstream_closed(d.now, "code 1011"))  # a reconnect: the session fails resp_1 for the caller
+    d.s.upstream_reconnected(d.now)
+    d.deferred = None
+    d.answer("Sorry, where were we?", rid="resp_2", item="item_b")
+    assert d.text_sent("item_a") == "" and d.text_sent("item_b") == "Sorry, where were we?"
+    assert [e["response"]["status"] for e in d.sent if e["type"] == "response.done"] == ["failed", "completed"]

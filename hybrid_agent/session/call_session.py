@@ -405,6 +405,7 @@ class CallSession:
         self._audit_event(out, "bridge", name, self._rel(now_ms), redacted=True,
                           message=f"the bridge said ({clip.duration_ms / 1000:.1f} s clip): {clip.text}")
         return out
+
     def _restore_upstream(self) -> list[Action]:
         """On a new upstream socket: the bridge's and the client's configuration, then the conversation as text."""
         self._hide_session_created = True
@@ -508,6 +509,8 @@ class CallSession:
             return []
         out: list[Action] = []
         self._turn_facts(facts, now_ms, out)
+        if self.speech is not None:  # what the gate held of it is dropped; the answers after it may go
+            out.extend(self.speech.abandon(rid, now_ms))
         done = {
             "type": "response.done",
             "event_id": self.config.id_factory("event"),

@@ -12,7 +12,8 @@ checks (``CheckSpeech``) of the transcript as it grows and acts on the verdicts.
   gate approves only whole sentences (text up to the last ``.``, ``!`` or ``?``; a clause
   boundary when a sentence runs long; everything once the transcript is final), so no audio
   covering part of a blocked phrase is ever released.  Events that carry the whole
-  transcript (``*.done``, ``response.done``) wait until everything before them is released.
+  transcript (``*.done``, ``response.done``) wait until everything before them is released, and
+  an answer releases nothing until the answers begun before it are out (or were lost with the socket).
   What an item holds is bounded (``max_hold_ms`` of audio, and ``HOLD_BYTES_PER_MS`` times
   that in event bytes): past it the gate cannot keep up, a ``hold_overflow`` gate failure that
   fails closed (a block with the fallback; the item's later events are dropped) or, with
@@ -66,6 +67,8 @@ class _Item:
     checking: int | None = None  # the check in flight
     checked: tuple[int, bool] = (0, False)  # (text length, final) the last check saw: re-check only on news
     blocked: bool = False
+    lost: bool = False  # its response died with the upstream socket: nothing of it will be released
+    open_audio_ms: float = 0.0  # audio up to here goes out whatever the text approval (a fail-open)
     held_bytes: int = 0  # bytes of the text and audio events held
     audio_ms: float = 0.0  # all audio of the item so far
     sent_audio_ms: float = 0.0  # audio sent to the caller
@@ -82,7 +85,7 @@ class _Item:
 
     @property
     def done(self) -> bool:
-        return self.blocked or (self.final and self.approved >= len(self.text) and self.drained)
+        return self.blocked or self.lost or (self.final and self.approved >= len(self.text) and self.drained)
 
 
 class SpeechGate:
@@ -119,6 +122,9 @@ class SpeechGate:
         #: where the transport owns playback (Twilio marks): ms of an item the caller has heard, else None
         self.heard_ms: Callable[[str], float | None] | None = None
         self.items: dict[str, _Item] = {}
+        #: hold: item ids not yet done, in the order the model began them; only the first releases, so
+        #: the caller hears answers in order even when a later one's check is decided first
+        self._open: deque[str] = deque()
         self._checks = 0
         self._in_flight: dict[int, str] = {}  # check id -> item id
         self._held_done: dict[str, tuple[dict[str, Any], str | None]] = {}  # response id -> its response.done
@@ -143,6 +149,8 @@ class SpeechGate:
                     for old in [k for k, v in self.items.items() if v.done][:128]:
                         del self.items[old]
                 self.items[str(item["id"])] = _Item(str(item["id"]), event.get("response_id"))
+                if self.mode == "hold":
+                    self._open.append(str(item["id"]))
             return None
         if kind == "response.done":
             return self._on_response_done(event, raw)
@@ -310,7 +318,54 @@ class SpeechGate:
     def rate_hi(self) -> float:
         return self._rate() * RATE_MARGIN
 
+    def abandon(self, response_id: str, now_ms: float) -> list[Action]:
+        """The response died with the upstream socket (a reconnect): what its items still hold is
+        dropped (the caller gets the response's failure instead) and the answers after it may go."""
+        for item in self.items.values():
+            if item.response_id == response_id and not item.done:
+                item.lost = True
+                item.text_q.clear()
+                item.audio_q.clear()
+                item.tail_q.clear()
+                item.held_bytes = 0
+                if item.checking is not None:
+                    self._in_flight.pop(item.checking, None)
+                    item.checking = None
+        self._held_done.pop(response_id, None)
+        return self._release_next(now_ms) if self.mode == "hold" else []
+
+    def _first_open(self) -> _Item | None:
+        """The oldest answer still held; one whose response ended before its transcript did (it waits
+        for a ``*.done`` that will not come) does not hold the others back."""
+        while self._open:
+            item = self.items.get(self._open[0])
+            if item is not None and not item.done:
+                rid = item.response_id or ""
+                if item.final or (rid not in self._held_done and rid not in self._finished):
+                    return item
+            self._open.popleft()
+        return None
+
     def _release(self, item: _Item, now_ms: float, everything: bool = False) -> list[Action]:
+        """Send what ``item`` may release, once every answer begun before it is done."""
+        if everything:
+            item.open_audio_ms = item.audio_ms
+        first = self._first_open()
+        if first is not None and first is not item:
+            return []  # an earlier answer is still held: this one waits behind it
+        out = self._release_item(item, now_ms)
+        return out + self._release_next(now_ms) if item.done else out
+
+    def _release_next(self, now_ms: float) -> list[Action]:
+        """An answer is done: release the ones after it, in order, as far as each may go."""
+        out: list[Action] = []
+        while (item := self._first_open()) is not None:
+            out.extend(self._release_item(item, now_ms))
+            if not item.done:
+                break
+        return out
+
+    def _release_item(self, item: _Item, now_ms: float) -> list[Action]:
         out: list[Action] = []
         while item.text_q and item.text_q[0][0] <= item.approved:
             end, event, raw = item.text_q.popleft()
@@ -319,7 +374,7 @@ class SpeechGate:
             out.append(SendClient(event, raw))
         whole = item.final and item.approved >= len(item.text)
         rate = self.rate_hi()
-        while item.audio_q and (whole or everything or item.audio_q[0][0] * rate <= item.approved):
+        while item.audio_q and (whole or item.audio_q[0][0] <= item.open_audio_ms or item.audio_q[0][0] * rate <= item.approved):
             end_ms, event, raw = item.audio_q.popleft()
             item.sent_audio_ms = end_ms
             item.held_bytes -= _size(event, raw)
@@ -381,7 +436,7 @@ class SpeechGate:
             self._fallback_after[rid] = utterance
             if done is not None:
                 out.extend(self._on_response_done(*done) or [])
-        return out
+        return out + (self._release_next(now_ms) if self.mode == "hold" else [])
 
     def _cut(self, event: dict[str, Any], item: _Item) -> dict[str, Any]:
         """``event`` with the item's transcript cut to what the caller was sent."""
