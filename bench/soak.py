@@ -4,14 +4,15 @@ Waves of ``--calls`` paced phone-like calls (the load of ``bench relay`` and ``b
 20 ms appends, an answer every 5 s) of ``--wave-seconds`` each run back to back through one
 ``hybrid-agent serve`` (observe mode, SQLite audit) for ``--minutes``.  After each wave, with no
 call open, the bridge is read from ``/proc`` and ``/healthz``: resident memory, open file
-descriptors (sockets included), threads, calls the bridge still counts.  The first wave warms up
+descriptors (sockets included), threads, the calls and asyncio tasks the bridge still counts.  The first wave warms up
 (imports, caches, the analyzer); every later reading is compared with the reading after it:
 
 - RSS may grow at most ``--rss-growth-mb`` (default 32 MB) over the whole run;
 - open descriptors come back to the warm-up's count (+2 of slack for the SQLite journal and a
   listening socket in flux); threads stay within the warm-up's count plus the policy gate's pool
   (``GATE_WORKERS``: its threads start lazily, as checks overlap);
-- ``/healthz`` says 0 calls between waves (no leaked call registrations);
+- ``/healthz`` says 0 calls between waves (no leaked call registrations), and its event loop's
+  tasks come back to the warm-up's count (+``TASK_SLACK``: the health request's own);
 - no frame dropped, no call error.
 
     .venv/bin/python -m bench.soak [--minutes 30] [--calls 60] [--wave-seconds 60] [--json]
@@ -40,6 +41,7 @@ from bench.middle import pin_load_process, start_bridge, stop, workdir
 from hybrid_agent.server.runner import GATE_WORKERS
 
 FD_SLACK = 2
+TASK_SLACK = 2
 
 
 def _reading(pid: int) -> dict[str, int]:
@@ -52,10 +54,23 @@ def _reading(pid: int) -> dict[str, int]:
     }
 
 
-async def _calls_open(url: str, headers: dict[str, str]) -> int:
+async def _health(url: str, headers: dict[str, str]) -> dict[str, int]:
+    """What the bridge itself counts: calls registered, tasks on its event loop (-1: not reported)."""
     base = url.replace("ws://", "http://").split("/v1", 1)[0]
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as http:
-        return int((await http.get("/healthz")).json().get("calls", -1))
+        body = (await http.get("/healthz")).json()
+    return {"calls_open": int(body.get("calls", -1)), "tasks": int(body.get("tasks", -1))}
+
+
+def _slope_mb_per_10_min(waves: list[dict[str, Any]]) -> float:
+    """Least-squares RSS slope over the second half of the run: a leak keeps it up, settling brings it to 0."""
+    half = waves[len(waves) // 2:]
+    if len(half) < 2:
+        return 0.0
+    xs, ys = [w["at_s"] for w in half], [w["rss_kb"] / 1024 for w in half]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return round(600 * sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var, 2) if var else 0.0
 
 
 async def soak(minutes: float, calls: int, wave_s: float, rss_growth_mb: float) -> dict[str, Any]:
@@ -71,7 +86,7 @@ async def soak(minutes: float, calls: int, wave_s: float, rss_growth_mb: float) 
                     await asyncio.sleep(1.0)  # the calls' last records are written, their sockets closed
                     row = {
                         "wave": len(waves), "at_s": round(minutes * 60 - (deadline - time.monotonic()), 1),
-                        **_reading(bridge.proc.pid), "calls_open": await _calls_open(bridge.url, bridge.headers),
+                        **_reading(bridge.proc.pid), **await _health(bridge.url, bridge.headers),
                         "p99_ms": round(pct(result.audio_ms, 0.99), 2), "dropped": result.dropped_frames,
                         "errors": len(result.errors),
                     }
@@ -93,11 +108,14 @@ async def soak(minutes: float, calls: int, wave_s: float, rss_growth_mb: float) 
         problems.append(f"threads {base['threads']} -> {max(w['threads'] for w in later)} (bound +{GATE_WORKERS})")
     if any(w["calls_open"] != 0 for w in waves):
         problems.append("calls still counted open between waves")
+    if any(w["tasks"] < 0 or w["tasks"] > base["tasks"] + TASK_SLACK for w in later):
+        problems.append(f"asyncio tasks {base['tasks']} -> {max(w['tasks'] for w in later)} (bound +{TASK_SLACK})")
     if any(w["dropped"] or w["errors"] for w in waves):
         problems.append("frames dropped or calls failed")
     return {
         "minutes": minutes, "calls": calls, "wave_seconds": wave_s, "waves": waves,
         "rss_growth_mb": round(growth_mb, 1), "rss_bound_mb": rss_growth_mb,
+        "rss_late_slope_mb_per_10_min": _slope_mb_per_10_min(waves), "tasks": [base["tasks"], last["tasks"]],
         "fds": [base["fds"], last["fds"]], "threads": [base["threads"], last["threads"]],
         "problems": problems, "passed": not problems,
     }
@@ -117,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"soak: {len(res['waves'])} waves of {args.calls} calls x {args.wave_seconds:g} s over {args.minutes:g} min")
         print(f"  RSS growth after warm-up: {res['rss_growth_mb']} MB (bound {res['rss_bound_mb']:g} MB); "
-              f"fds {res['fds'][0]} -> {res['fds'][1]}; threads {res['threads'][0]} -> {res['threads'][1]}")
+              f"second half {res['rss_late_slope_mb_per_10_min']:+g} MB per 10 min; "
+              f"fds {res['fds'][0]} -> {res['fds'][1]}; threads {res['threads'][0]} -> {res['threads'][1]}; "
+              f"tasks {res['tasks'][0]} -> {res['tasks'][1]}")
         print("  PASSED" if res["passed"] else "  FAILED: " + "; ".join(res["problems"]))
     return 0 if res["passed"] else 1
 

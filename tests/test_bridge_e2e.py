@@ -376,6 +376,7 @@ async def test_refused_upstream_is_audited_and_its_url_secret_never_shown() -> N
         async with httpx.AsyncClient() as http:
             health = await http.get(f"http://127.0.0.1:{bridge.port}/healthz", headers={"Authorization": f"Bearer {TOKEN}"})
         assert secret not in health.text and health.json()["upstream"] == "ws://127.0.0.1:1"
+        assert health.json()["calls"] == 0 and health.json()["tasks"] >= 1  # the soak watches both for leaks
         async with ws_connect(f"{bridge.ws_base_url}/realtime?model=m", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
             frame = await asyncio.wait_for(ws.recv(), 10)
             assert json.loads(frame)["error"]["code"] == "upstream_unavailable" and secret not in frame

@@ -8,6 +8,7 @@ engine on the WebSocket paths (see docs/architecture.md).
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import logging
@@ -101,7 +102,8 @@ def build_app(
     async def healthz(request: Request) -> Response:
         if not token_is_valid(bearer_token(request.headers), settings.bridge_tokens):
             return _unauthorized()
-        body: dict[str, Any] = {"status": "ok", "upstream": connector.label, "calls": len(calls)}
+        body: dict[str, Any] = {"status": "ok", "upstream": connector.label, "calls": len(calls),
+                                "tasks": len(asyncio.all_tasks())}  # this worker's event loop: a leak shows here
         state = audit_state(audit)
         if state is not None:
             body["audit"] = state
