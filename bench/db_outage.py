@@ -67,11 +67,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from bench import report
-from bench.loadgen import _HEAD, _TYPE, CYCLE_MS, FRAME_MS, SPEECH_FRAMES, STAMP, EventIdStamps, StampedSimulator, pct
+from bench.loadgen import (_HEAD, _TYPE, CYCLE_MS, FRAME_MS, SPEECH_FRAMES, STAMP, EventIdStamps, StampedSimulator, paced_frames,
+                           pct)
 from bench.middle import Middle, pin_load_process, start_bridge, stop, workdir
 from bench.pg_cluster import PgCluster, PgClusterError
 
@@ -182,22 +182,7 @@ class Load:
 async def tagged_call(url: str, headers: dict[str, str], seconds: float, start_delay_s: float, log: CallLog,
                       down: list[tuple[int, float]]) -> None:
     """``bench.loadgen.paced_call`` (the same frames, pacing and stamps), counting what the caller saw."""
-    await asyncio.sleep(start_delay_s)
-    try:
-        async with ws_connect(url, additional_headers=headers, compression=None, max_size=2**24, open_timeout=30) as ws:
-            reader = asyncio.create_task(_read(ws, log, down))
-            t0 = time.monotonic()
-            for i in range(int(seconds * 1000 // FRAME_MS)):
-                await ws.send(EventIdStamps.frame(i))
-                log.frames_sent += 1
-                wait = t0 + (i + 1) * FRAME_MS / 1000 - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            await asyncio.sleep(1.5)  # what is in flight arrives (an answer's tail, the last appends)
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-    except (OSError, ConnectionClosed, TimeoutError) as exc:
-        log.errors.append(f"{type(exc).__name__}: {exc}")
+    await paced_frames(url, headers, seconds, start_delay_s, log, lambda ws: _read(ws, log, down))
 
 
 async def _read(ws: Any, log: CallLog, down: list[tuple[int, float]]) -> None:

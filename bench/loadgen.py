@@ -23,7 +23,8 @@ import base64
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
@@ -134,20 +135,29 @@ class EventIdStamps:
         return (now_ns - int(s.group(1))) / 1e6 if s else None
 
 
-async def paced_call(url: str, headers: dict[str, str], seconds: float, start_delay_s: float, result: LoadResult,
-                     on_open: Any = None, stamps: Any = EventIdStamps) -> float:
-    """One caller: ``seconds`` of 20 ms frames on a real-time clock; returns its connect -> close seconds."""
+class PacedTally(Protocol):
+    """What a paced caller counts into: frames it sent, errors it met."""
+
+    frames_sent: int
+    errors: list[str]
+
+
+async def paced_frames(url: str, headers: dict[str, str], seconds: float, start_delay_s: float, tally: PacedTally,
+                       read: Callable[[Any], Awaitable[None]], on_open: Any = None,
+                       stamps: Any = EventIdStamps) -> float:
+    """One caller: ``seconds`` of 20 ms frames on a real-time clock while ``read(ws)`` takes what comes
+    back; returns its connect -> close seconds.  The benchmarks differ only in what they read."""
     await asyncio.sleep(start_delay_s)
     t_open = time.monotonic()
     try:
         async with ws_connect(url, additional_headers=headers, compression=None, max_size=2**24, open_timeout=30) as ws:
             if on_open is not None:
                 await on_open(ws)
-            reader = asyncio.create_task(_read(ws, result, stamps))
+            reader = asyncio.create_task(read(ws))
             t0 = time.monotonic()
             for i in range(int(seconds * 1000 // FRAME_MS)):
                 await ws.send(stamps.frame(i))
-                result.frames_sent += 1
+                tally.frames_sent += 1
                 wait = t0 + (i + 1) * FRAME_MS / 1000 - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
@@ -155,8 +165,15 @@ async def paced_call(url: str, headers: dict[str, str], seconds: float, start_de
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
     except (OSError, ConnectionClosed, TimeoutError) as exc:
-        result.errors.append(f"{type(exc).__name__}: {exc}")
+        tally.errors.append(f"{type(exc).__name__}: {exc}")
     return time.monotonic() - t_open
+
+
+async def paced_call(url: str, headers: dict[str, str], seconds: float, start_delay_s: float, result: LoadResult,
+                     on_open: Any = None, stamps: Any = EventIdStamps) -> float:
+    """One caller counted into ``result``: its audio latencies, responses and errors."""
+    return await paced_frames(url, headers, seconds, start_delay_s, result, lambda ws: _read(ws, result, stamps),
+                              on_open, stamps)
 
 
 async def _read(ws: Any, result: LoadResult, stamps: Any) -> None:
