@@ -1,4 +1,9 @@
-"""ResponseTiming: time to first audio, the gate's hold, budgets and usage, per response (sans-I/O)."""
+"""ResponseTiming: time to first audio, the gate's hold, budgets and usage, per response (sans-I/O).
+
+Why this module is long: each measured quantity (first audio, hold, budgets, usage) has its edge
+cases (push-to-talk, no audio, never released, evicted, malformed usage), tested on the part alone
+and again through CallSession with the same event builders.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The embedded Realtime simulator: protocol conformance, VAD, faults, scenarios."""
+"""The embedded Realtime simulator: protocol conformance, VAD, faults, scenarios.
+
+Why this module is long: the simulator is the stand-in for the real service in every other test, so
+its conformance (each event validated by the openai SDK's types) is proven here, through one raw client.
+"""
 
 from __future__ import annotations
 

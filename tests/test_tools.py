@@ -1,4 +1,8 @@
-"""Server tools: registry validation, the runner's outcomes, the demo backends, and agreement with the packs."""
+"""Server tools: registry validation, the runner's outcomes, the demo backends, and agreement with the packs.
+
+Why this module is long: the registry's validation, every outcome of a run (ok, timeout, error,
+unusable or oversize output, cancellation) and each demo backend share one set of fixture tools.
+"""
 
 from __future__ import annotations
 
