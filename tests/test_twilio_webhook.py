@@ -303,6 +303,17 @@ def bridge_tokens(bridge: BridgeServer) -> StreamTokens:
     return tokens
 
 
+async def test_a_draining_bridge_refuses_the_call_so_twilio_tries_the_fallback(bridge: BridgeServer) -> None:
+    """During a drain (SIGTERM) a signed voice webhook gets 503 with Retry-After, not TwiML for a
+    media stream this bridge would refuse; Twilio then uses the number's fallback URL."""
+    form = twilio_form()
+    await bridge.drain(0.5)  # no call in progress: the drain ends at once, the bridge stays draining
+    resp = await post(bridge, form, signature=sign(form))
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "1" and "<Stream" not in resp.text
+    unsigned = await post(bridge, form, signature="x")  # still authenticated first: a stranger learns nothing
+    assert unsigned.status_code == 403
+
+
 async def test_app_state_exposes_the_stream_tokens() -> None:
     from hybrid_agent.server.app import build_app
     from hybrid_agent.upstream.connector import UpstreamConnector

@@ -204,7 +204,7 @@ def build_app(
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             WebSocketRoute("/v1/realtime", realtime),
-            Route(VOICE_PATH, twilio_voice_endpoint(settings, stream_tokens), methods=["POST"]),
+            Route(VOICE_PATH, twilio_voice_endpoint(settings, stream_tokens, lambda: calls.draining), methods=["POST"]),
             WebSocketRoute(MEDIA_PATH, twilio_media),
         ],
     )

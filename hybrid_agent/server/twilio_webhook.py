@@ -269,8 +269,8 @@ def media_stream_url(public_url: str) -> str:
 # ----------------------------------------------------------------------------- endpoint
 
 
-def _plain(status: int, text: str) -> Response:
-    return PlainTextResponse(text + "\n", status_code=status)
+def _plain(status: int, text: str, retry_after: bool = False) -> Response:
+    return PlainTextResponse(text + "\n", status_code=status, headers={"Retry-After": "1"} if retry_after else None)
 
 
 async def _read_bounded(request: Request, limit: int) -> bytes | None:
@@ -300,8 +300,11 @@ def _signed_url(public_url: str, request: Request) -> str:
     return public_url + path + (f"?{query}" if query else "")
 
 
-def twilio_voice_endpoint(settings: Settings, tokens: StreamTokens | None) -> Callable[[Request], Awaitable[Response]]:
-    """The Starlette handler of ``POST /twilio/voice`` for ``settings``."""
+def twilio_voice_endpoint(settings: Settings, tokens: StreamTokens | None,
+                          draining: Callable[[], bool] = lambda: False) -> Callable[[Request], Awaitable[Response]]:
+    """The Starlette handler of ``POST /twilio/voice`` for ``settings``; while ``draining()`` a signed
+    call gets 503, so Twilio tries the number's fallback URL (another instance) instead of a stream
+    this bridge would refuse."""
 
     async def voice(request: Request) -> Response:
         if settings.twilio_auth_token is None or settings.public_url is None or tokens is None:
@@ -332,6 +335,9 @@ def twilio_voice_endpoint(settings: Settings, tokens: StreamTokens | None) -> Ca
         if not _CALL_SID.fullmatch(call_sid):
             log.warning("twilio voice webhook: signed request without a usable CallSid, refused")
             return _plain(400, "Missing CallSid.")
+        if draining():
+            log.info("twilio voice webhook: call %s refused, the bridge is draining", call_sid)
+            return _plain(503, "This bridge is shutting down; try the fallback.", retry_after=True)
         parameters = {"token": tokens.issue(call_sid), "callSid": call_sid}
         caller = next((v for k, v in pairs if k == "From"), "")
         if caller:  # back to us in start.customParameters (over TLS); the audit keeps only its keyed pseudonym
