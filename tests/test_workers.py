@@ -64,7 +64,10 @@ async def test_workers_share_one_port_and_one_database(pg_url: str, tmp_path: Pa
         lines: list[str] = []
         deadline = time.monotonic() + 90
         while sum("bridge listening on" in line for line in lines) < 2 and time.monotonic() < deadline:
-            line = await asyncio.to_thread(proc.stdout.readline)
+            try:  # a read with no deadline hung a CI run for half an hour once: fail with what was printed
+                line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                raise AssertionError(f"serve --workers did not report both workers listening: {''.join(lines)}") from None
             assert line, f"serve --workers ended early: {''.join(lines)}"
             lines.append(line)
         head = next(line for line in lines if line.startswith("bridge supervisor"))
