@@ -1,13 +1,13 @@
 """Callers that speak the Realtime protocol themselves (the openai SDK, a browser client).
 
+Why this module is long: the executor owns every socket a call has (the caller's, the live upstream,
+a reconnect's and a rollover's standby) and the timers; the switch between upstream links must see
+all of them under one task, so splitting it would pass the sockets across modules.
+
 This is the thin asyncio adapter around ``CallSession``: two pumps (caller ->
 session, model -> session) and an executor for the returned actions.  The
 caller's events are already Realtime events, so conversion is the identity;
 other transports (Twilio) translate here before feeding the session.
-
-Why this module is long: the executor owns every socket a call has (the caller's, the live upstream,
-a reconnect's and a rollover's standby) and the timers; the switch between upstream links must see
-all of them under one task, so splitting it would pass the sockets across modules.
 """
 
 from __future__ import annotations
