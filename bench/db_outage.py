@@ -70,8 +70,8 @@ import httpx
 from websockets.exceptions import ConnectionClosed
 
 from bench import report
-from bench.loadgen import (_HEAD, _TYPE, CYCLE_MS, FRAME_MS, SPEECH_FRAMES, STAMP, EventIdStamps, StampedSimulator, paced_frames,
-                           pct)
+from bench.loadgen import (CYCLE_MS, FRAME_MS, SPEECH_FRAMES, STAMP, EventIdStamps, StampedSimulator, event_head,
+                           paced_frames, pct)
 from bench.middle import Middle, pin_load_process, start_bridge, stop, workdir
 from bench.pg_cluster import PgCluster, PgClusterError
 
@@ -189,9 +189,7 @@ async def _read(ws: Any, log: CallLog, down: list[tuple[int, float]]) -> None:
     try:
         async for message in ws:
             now = time.monotonic_ns()
-            head = message[:_HEAD]
-            m = _TYPE.search(head)
-            kind = m.group(1) if m else ""
+            kind, head = event_head(message)
             if kind == "response.output_audio.delta":
                 log.deltas_received += 1
                 ms = EventIdStamps.down_ms(message, head, now)

@@ -176,13 +176,18 @@ async def paced_call(url: str, headers: dict[str, str], seconds: float, start_de
                               on_open, stamps)
 
 
+def event_head(message: str) -> tuple[str, str]:
+    """An event's type and the head it was read from, without parsing the whole (audio) frame."""
+    head = message[:_HEAD]
+    m = _TYPE.search(head)
+    return (m.group(1) if m else ""), head
+
+
 async def _read(ws: Any, result: LoadResult, stamps: Any) -> None:
     try:
         async for message in ws:
             now = time.monotonic_ns()
-            head = message[:_HEAD]
-            m = _TYPE.search(head)
-            kind = m.group(1) if m else ""
+            kind, head = event_head(message)
             if kind == "response.output_audio.delta":
                 result.deltas_received += 1
                 ms = stamps.down_ms(message, head, now)
