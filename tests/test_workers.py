@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,8 +28,8 @@ def pg_url() -> object:
     yield from _fresh_pg(upgraded=True)
 
 
-def _established_on(pid: int, port: int) -> int:
-    """Connections of process ``pid`` whose local port is ``port`` (from /proc: the fds' socket inodes)."""
+def _sockets_on(pid: int, port: int, state: str) -> int:
+    """Sockets of process ``pid`` in TCP ``state`` whose local port is ``port`` (from /proc: the fds' socket inodes)."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -41,10 +42,18 @@ def _established_on(pid: int, port: int) -> int:
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             cols = line.split()
-            local, state, inode = cols[1], cols[3], cols[9]
-            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
+            local, inode = cols[1], cols[9]
+            if cols[3] == state and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
                 count += 1
     return count
+
+
+def _established_on(pid: int, port: int) -> int:
+    return _sockets_on(pid, port, "01")
+
+
+def _listening_on(pid: int, port: int) -> bool:
+    return _sockets_on(pid, port, "0A") > 0
 
 
 def _children(pid: int) -> list[int]:
@@ -59,20 +68,26 @@ async def test_workers_share_one_port_and_one_database(pg_url: str, tmp_path: Pa
     env.pop("HYBRID_AGENT_WORKERS", None)
     proc = subprocess.Popen([sys.executable, "-m", "hybrid_agent", "serve", "--upstream", "sim", "--port", "0", "--workers", "2"],
                             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []  # everything the supervisor and both workers printed, read by a thread
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
+        # ready when both workers listen on the supervisor's port, read from /proc rather than from
+        # their 'listening' lines: a CI run once saw only worker 0's line arrive in time
         deadline = time.monotonic() + 90
-        while sum("bridge listening on" in line for line in lines) < 2 and time.monotonic() < deadline:
-            try:  # a read with no deadline hung a CI run for half an hour once: fail with what was printed
-                line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), max(0.1, deadline - time.monotonic()))
-            except TimeoutError:
-                raise AssertionError(f"serve --workers did not report both workers listening: {''.join(lines)}") from None
-            assert line, f"serve --workers ended early: {''.join(lines)}"
-            lines.append(line)
-        head = next(line for line in lines if line.startswith("bridge supervisor"))
-        port = int(re.search(r":(\d+)/v1/realtime", head).group(1))  # type: ignore[union-attr]
-        assert sorted(re.search(r"worker (\d)\)", line).group(1) for line in lines if "listening" in line) == ["0", "1"]  # type: ignore[union-attr]
+        port, workers = 0, []
+        while time.monotonic() < deadline:
+            head = next((line for line in list(lines) if line.startswith("bridge supervisor")), None)
+            if head is not None:
+                port = int(re.search(r":(\d+)/v1/realtime", head).group(1))  # type: ignore[union-attr]
+                workers = _children(proc.pid)
+                if len(workers) == 2 and all(_listening_on(pid, port) for pid in workers):
+                    break
+            assert proc.poll() is None, f"serve --workers ended early: {''.join(lines)}"
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"serve --workers did not get both workers listening in 90 s: {''.join(lines)}")
         workers = _children(proc.pid)
         assert len(workers) == 2
 
@@ -98,17 +113,23 @@ async def test_workers_share_one_port_and_one_database(pg_url: str, tmp_path: Pa
 
         # a worker that dies is replaced on the same port
         os.kill(workers[0], signal.SIGKILL)
-        for _ in range(100):
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
             now = _children(proc.pid)
-            if len(now) == 2 and workers[0] not in now:
+            if len(now) == 2 and workers[0] not in now and all(_listening_on(pid, port) for pid in now):
                 break
             await asyncio.sleep(0.1)
-        assert len(now) == 2 and workers[0] not in now
+        assert len(now) == 2 and workers[0] not in now and all(_listening_on(pid, port) for pid in now), "".join(lines)
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
+        await asyncio.to_thread(proc.wait, 60)
+        await asyncio.to_thread(reader.join, 10)  # the pipe closes when the supervisor and workers are gone
+    out = "".join(lines)
     assert proc.returncode == 0, out[-2000:]
     assert "Traceback" not in out
+    # each worker said where it listens (worker 0 twice: once more after its restart)
+    said = sorted(re.search(r"worker (\d)\)", line).group(1) for line in lines if "bridge listening on" in line)  # type: ignore[union-attr]
+    assert said == ["0", "0", "1"], out[-2000:]
 
 
 def test_workers_refuse_sqlite(tmp_path: Path) -> None:
