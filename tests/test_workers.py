@@ -61,6 +61,25 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
+async def _both_listening(proc: subprocess.Popen[str], lines: list[str], replaced: int | None = None) -> tuple[int, list[int]]:
+    """The supervisor's port and its two workers (``replaced`` not among them), once both listen on it.
+
+    Read from /proc rather than from the workers' 'listening' lines: a CI run once saw only worker
+    0's line arrive in time.
+    """
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        head = next((line for line in list(lines) if line.startswith("bridge supervisor")), None)
+        if head is not None:
+            port = int(re.search(r":(\d+)/v1/realtime", head).group(1))  # type: ignore[union-attr]
+            workers = _children(proc.pid)
+            if len(workers) == 2 and replaced not in workers and all(_listening_on(pid, port) for pid in workers):
+                return port, workers
+        assert proc.poll() is None, f"serve --workers ended early: {''.join(lines)}"
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"serve --workers did not get both workers listening in 90 s: {''.join(lines)}")
+
+
 @pytest.mark.postgres
 async def test_workers_share_one_port_and_one_database(pg_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "HYBRID_AGENT_BRIDGE_TOKENS": TOKEN, "HYBRID_AGENT_DATABASE_URL": pg_url,
@@ -73,23 +92,7 @@ async def test_workers_share_one_port_and_one_database(pg_url: str, tmp_path: Pa
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
     reader.start()
     try:
-        # ready when both workers listen on the supervisor's port, read from /proc rather than from
-        # their 'listening' lines: a CI run once saw only worker 0's line arrive in time
-        deadline = time.monotonic() + 90
-        port, workers = 0, []
-        while time.monotonic() < deadline:
-            head = next((line for line in list(lines) if line.startswith("bridge supervisor")), None)
-            if head is not None:
-                port = int(re.search(r":(\d+)/v1/realtime", head).group(1))  # type: ignore[union-attr]
-                workers = _children(proc.pid)
-                if len(workers) == 2 and all(_listening_on(pid, port) for pid in workers):
-                    break
-            assert proc.poll() is None, f"serve --workers ended early: {''.join(lines)}"
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError(f"serve --workers did not get both workers listening in 90 s: {''.join(lines)}")
-        workers = _children(proc.pid)
-        assert len(workers) == 2
+        port, workers = await _both_listening(proc, lines)
 
         url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
         sockets = [await ws_connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"}) for _ in range(16)]
@@ -113,13 +116,7 @@ async def test_workers_share_one_port_and_one_database(pg_url: str, tmp_path: Pa
 
         # a worker that dies is replaced on the same port
         os.kill(workers[0], signal.SIGKILL)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            now = _children(proc.pid)
-            if len(now) == 2 and workers[0] not in now and all(_listening_on(pid, port) for pid in now):
-                break
-            await asyncio.sleep(0.1)
-        assert len(now) == 2 and workers[0] not in now and all(_listening_on(pid, port) for pid in now), "".join(lines)
+        await _both_listening(proc, lines, replaced=workers[0])
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.to_thread(proc.wait, 60)
